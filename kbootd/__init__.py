@@ -1,0 +1,1 @@
+"""kbootd: kubeadm's bootstrap, natively in Python, as a zero-touch systemd daemon."""

@@ -1,0 +1,3 @@
+from kbootd.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,225 @@
+"""Command handlers. Each imports what it needs when it runs, keeping start-up light."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from kbootd.errors import KbootdError, ValidationError
+
+
+def _reporter(args: argparse.Namespace):
+    from kbootd.report import ConsoleReporter
+
+    return ConsoleReporter(getattr(args, "verbosity", 0) or 0)
+
+
+def _env_kubernetes_dir(rep: Any) -> str | None:
+    d = os.environ.get("KUBE_KUBERNETES_DIR")
+    if d:
+        rep.warn("init", "KUBE_KUBERNETES_DIR is deprecated (the spec's environment variable); "
+                 f"using {d} instead of /etc/kubernetes")
+    return d
+
+
+def load_init(args: argparse.Namespace, rep: Any):
+    from kbootd.config.load import config_conflicts, init_from_flags, load_file
+
+    config_conflicts(args)
+    warn = lambda msg: rep.warn("config", msg)  # noqa: E731
+    if args.config:
+        cfg = load_file(args.config, "init", warn)
+    else:
+        cfg = init_from_flags(args, warn)
+    return cfg
+
+
+def load_join(args: argparse.Namespace, rep: Any):
+    from kbootd.config.load import config_conflicts, join_from_flags, load_file
+
+    config_conflicts(args)
+    warn = lambda msg: rep.warn("config", msg)  # noqa: E731
+    if args.config:
+        cfg = load_file(args.config, "join", warn)
+    else:
+        cfg = join_from_flags(args, warn)
+    if getattr(args, "discovery_timeout", None):
+        from dataclasses import replace
+
+        from kbootd.duration import parse_duration
+
+        t = parse_duration(args.discovery_timeout, what="--discovery-timeout")
+        cfg = replace(cfg, timeouts=replace(cfg.timeouts, discovery=t))
+    return cfg
+
+
+def _ignored(args: argparse.Namespace, cfg: Any) -> tuple[str, ...]:
+    out = list(args.ignore_preflight_errors or []) + list(cfg.node.ignore_preflight_errors)
+    if args.skip_preflight_checks:
+        out.append("all")
+    return tuple(out)
+
+
+def _context(args: argparse.Namespace, role: str, rep: Any):
+    from kbootd.context import make_context
+
+    cfg = load_init(args, rep) if role == "init" else load_join(args, rep)
+    return make_context(
+        root=args.root or "/", dry_run=args.dry_run, reporter=rep,
+        init=cfg if role == "init" else None, join=cfg if role == "join" else None,
+        ignore_preflight_errors=_ignored(args, cfg), skip_token_print=getattr(args, "skip_token_print", False),
+        kubernetes_dir=_env_kubernetes_dir(rep),
+    ), cfg
+
+
+def _run_workflow(args: argparse.Namespace, role: str, only: str | None = None) -> int:
+    from kbootd import workflow
+    from kbootd.phases import WORKFLOWS
+
+    rep = _reporter(args)
+    ctx, cfg = _context(args, role, rep)
+    phases = WORKFLOWS[role]
+    if not phases:
+        raise KbootdError(f"kbootd {role}: configuration is valid, but the {role} engine is not built yet "
+                          "(see the feature table in the README)")
+    skip = tuple(args.skip_phases or ()) + tuple(cfg.skip_phases)
+    workflow.run(phases, ctx, only=only, skip=skip)
+    if only is None and role == "init":
+        from kbootd.joincmd import print_join_command
+
+        print_join_command(ctx)
+    return 0
+
+
+def init(args: argparse.Namespace) -> int:
+    return _run_workflow(args, "init")
+
+
+def join(args: argparse.Namespace) -> int:
+    return _run_workflow(args, "join")
+
+
+def phase(args: argparse.Namespace) -> int:
+    from kbootd import workflow
+    from kbootd.phases import WORKFLOWS
+
+    phases = WORKFLOWS[args.workflow]
+    if not args.phase_name:
+        rows = workflow.all_phases(phases)
+        if not rows:
+            print(f"(no {args.workflow} phases are built yet)")
+        width = max((len(p) for p, _ in rows), default=0)
+        for path, p in rows:
+            indent = "  " * path.count("/")
+            print(f"{indent}{path.split('/')[-1]:<{width}}  {p.summary}")
+        return 0
+    workflow.find(phases, args.phase_name, "phase")
+    return _run_workflow(args, args.workflow, only=args.phase_name)
+
+
+def token(args: argparse.Namespace) -> int:  # pragma: no cover - argparse requires a subcommand
+    raise ValidationError("token: a subcommand is required")
+
+
+def token_generate(args: argparse.Namespace) -> int:
+    from kbootd.token import BootstrapToken
+
+    # Printing the secret is the purpose of this command; stdout is the operator's.
+    sys.stdout.write(BootstrapToken.generate().full + "\n")
+    return 0
+
+
+def config(args: argparse.Namespace) -> int:  # pragma: no cover
+    raise ValidationError("config: a subcommand is required")
+
+
+def config_print_init(args: argparse.Namespace) -> int:
+    from kbootd.config.model import InitConfig
+    from kbootd.config.printer import dump, init_defaults_docs
+
+    sys.stdout.write(dump(init_defaults_docs(InitConfig())))
+    return 0
+
+
+def config_print_join(args: argparse.Namespace) -> int:
+    from kbootd.config.model import JoinConfig
+    from kbootd.config.printer import dump, join_defaults_doc
+
+    sys.stdout.write(dump([join_defaults_doc(JoinConfig())]))
+    return 0
+
+
+def config_images_list(args: argparse.Namespace) -> int:
+    from kbootd.images import images_for
+
+    rep = _reporter(args)
+    if args.config:
+        if args.kubernetes_version or args.image_repository:
+            raise ValidationError("--kubernetes-version/--image-repository: cannot be mixed with --config")
+        from kbootd.config.load import load_file
+
+        cfg = load_file(args.config, "init", lambda m: rep.warn("config", m)).cluster
+    else:
+        from dataclasses import replace
+
+        from kbootd.config import validate as v
+        from kbootd.config.model import ClusterConfig
+
+        cfg = ClusterConfig()
+        if args.kubernetes_version:
+            cfg = replace(cfg, kubernetes_version=v.kubernetes_version(
+                args.kubernetes_version, "--kubernetes-version", lambda m: rep.warn("config", m)))
+        if args.image_repository:
+            cfg = replace(cfg, image_repository=args.image_repository)
+    imgs = images_for(cfg, warn=lambda m: rep.warn("images", m))
+    if args.output == "text":
+        sys.stdout.write("".join(i + "\n" for i in imgs.all()))
+    else:
+        doc = {"kind": "Images", "apiVersion": "output.kubeadm.k8s.io/v1alpha1", "images": imgs.all()}
+        if args.output == "json":
+            import json
+
+            sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        else:
+            import yaml
+
+            sys.stdout.write(yaml.safe_dump(doc, sort_keys=False))
+    return 0
+
+
+def completion(args: argparse.Namespace) -> int:
+    import shtab
+
+    from kbootd.cli.parser import build
+
+    sys.stdout.write(shtab.complete(build(), shell=args.shell))
+    return 0
+
+
+def version(args: argparse.Namespace) -> int:
+    from kbootd.version import DEFAULT_KUBERNETES_VERSION, __version__
+
+    info = {
+        "gitVersion": f"v{__version__}",
+        "defaultKubernetesVersion": DEFAULT_KUBERNETES_VERSION,
+        "pythonVersion": sys.version.split()[0],
+        "platform": f"{sys.platform}/{_arch(os.uname().machine)}",
+    }
+    if args.output == "json":
+        import json
+
+        sys.stdout.write(json.dumps({"clientVersion": info}, indent=2) + "\n")
+    elif args.output == "yaml":
+        import yaml
+
+        sys.stdout.write(yaml.safe_dump({"clientVersion": info}, sort_keys=True))
+    else:
+        body = ", ".join(f'{k[0].upper()}{k[1:]}:"{v}"' for k, v in info.items())
+        sys.stdout.write(f"kbootd version: &version.Info{{{body}}}\n")
+    return 0
+
+
+def _arch(machine: str) -> str:
+    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(machine, machine)

@@ -1,0 +1,83 @@
+"""Entry point: parse, dispatch, and turn errors into one clear line and an exit code."""
+
+from __future__ import annotations
+
+import sys
+
+
+def _verbosity(argv: list[str]) -> int:
+    for i, a in enumerate(argv):
+        if a in ("-v", "--verbosity") and i + 1 < len(argv):
+            try:
+                return int(argv[i + 1])
+            except ValueError:
+                return 0
+        if a.startswith(("--verbosity=", "-v=")):
+            try:
+                return int(a.split("=", 1)[1])
+            except ValueError:
+                return 0
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    from kbootd.cli.parser import COMMANDS, build
+
+    first = next((a for a in argv if not a.startswith("-")), None)
+    parser = build(only=first if first in COMMANDS else None)
+    verbosity = _verbosity(argv)
+    from kbootd.errors import KbootdError
+
+    try:
+        args = parser.parse_args(argv)
+        verbosity = getattr(args, "verbosity", verbosity) or 0
+        if verbosity:
+            _setup_logging(verbosity)
+        mod, _, fn = args._handler.partition(":")
+        import importlib
+
+        handler = getattr(importlib.import_module(mod), fn)
+        return int(handler(args) or 0)
+    except KbootdError as e:
+        return _report(e, verbosity)
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return 1
+    except Exception as e:  # a bug, not a user error: one line, traceback with -v 5
+        from kbootd.redact import redact
+
+        sys.stderr.write(f"error: internal error: {redact(type(e).__name__ + ': ' + str(e))}\n")
+        if verbosity >= 5:
+            import traceback
+
+            sys.stderr.write(redact(traceback.format_exc()))
+        else:
+            sys.stderr.write("run again with -v 5 to see the traceback\n")
+        return 1
+
+
+def _report(e: BaseException, verbosity: int) -> int:
+    from kbootd.redact import redact
+
+    sys.stderr.write(f"error: {redact(str(e))}\n")
+    hint = getattr(e, "hint", None)
+    if hint:
+        sys.stderr.write(redact(hint).rstrip("\n") + "\n")
+    if verbosity >= 5:
+        import traceback
+
+        sys.stderr.write(redact("".join(traceback.format_exception(e))))
+    return int(getattr(e, "exit_code", 1))
+
+
+def _setup_logging(verbosity: int) -> None:
+    import logging
+
+    from kbootd.redact import install_filter
+
+    level = logging.DEBUG if verbosity >= 4 else logging.INFO if verbosity >= 2 else logging.WARNING
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname).1s %(name)s: %(message)s")
+    install_filter()

@@ -1,0 +1,158 @@
+"""The argparse tree: every command and flag, with kubeadm's names and help.
+
+Only argparse is imported here, so building the parser costs little; commands name
+their handlers as "module:function" and import them when they run.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+class CommaList(argparse.Action):
+    """Accepts both `--flag a,b` and `--flag a --flag b` (the spec's rule for multi-value flags)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[override]
+        items = list(getattr(namespace, self.dest, None) or [])
+        items.extend(v.strip() for v in str(values).split(",") if v.strip())
+        setattr(namespace, self.dest, items)
+
+
+class Repeated(argparse.Action):
+    """Repeatable and comma-separated, for values that never contain commas (CA hashes)."""
+
+    __call__ = CommaList.__call__
+
+
+class KbootdArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str):  # type: ignore[override]
+        from kbootd.errors import ValidationError
+
+        raise ValidationError(f"{self.prog}: {message} (see `{self.prog} --help`)")
+
+
+def _common(p: argparse.ArgumentParser, *, dry_run: bool = True) -> None:
+    p.add_argument("--root", default=None, metavar="DIR",
+                   help="treat DIR as the host's root filesystem; with a root other than /, "
+                        "kbootd records service actions and commands instead of running them")
+    p.add_argument("-v", "--verbosity", type=int, default=0, metavar="N",
+                   help="log level; 5 and above show tracebacks for errors")
+    if dry_run:
+        p.add_argument("--dry-run", action="store_true", help="don't apply any changes; just output what would be done")
+
+
+def _preflight(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ignore-preflight-errors", action=CommaList, metavar="NAMES",
+                   help="checks whose errors become warnings, e.g. Swap,NumCPU; 'all' ignores every check")
+    p.add_argument("--skip-preflight-checks", action="store_true",
+                   help="deprecated (the spec's flag): same as --ignore-preflight-errors=all")
+    p.add_argument("--cri-socket", metavar="PATH", help="path to the CRI socket; detected when not given")
+    p.add_argument("--node-name", metavar="NAME", help="the Node name; defaults to the host name")
+    p.add_argument("--skip-phases", action=CommaList, metavar="PHASES", help="phases to skip, e.g. preflight,certs/ca")
+
+
+def _init_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE", help="a kubeadm configuration file (v1beta4 or the spec's v1alpha1)")
+    p.add_argument("--apiserver-advertise-address", metavar="IP",
+                   help="the IP address the API server advertises; defaults to the default interface's")
+    p.add_argument("--apiserver-bind-port", metavar="PORT", help="port for the API server to bind to (default 6443)")
+    p.add_argument("--apiserver-cert-extra-sans", action=CommaList, metavar="SANS",
+                   help="extra Subject Alternative Names (IPs and DNS names) for the API server's certificate")
+    p.add_argument("--cert-dir", metavar="DIR", help="where certificates are stored (default /etc/kubernetes/pki)")
+    p.add_argument("--control-plane-endpoint", metavar="HOST[:PORT]",
+                   help="a stable address for the control plane (a load balancer or DNS name)")
+    p.add_argument("--feature-gates", action=CommaList, metavar="NAME=BOOL,...", help="kubeadm feature gates")
+    p.add_argument("--image-repository", metavar="REPO", help="registry to pull control-plane images from (default registry.k8s.io)")
+    p.add_argument("--kubernetes-version", metavar="VERSION", help="the Kubernetes version of the control plane")
+    p.add_argument("--pod-network-cidr", metavar="CIDR", help="the Pod network; the controller-manager allocates node CIDRs from it")
+    p.add_argument("--service-cidr", metavar="CIDR", help="the Service network (default 10.96.0.0/12)")
+    p.add_argument("--service-dns-domain", metavar="DOMAIN", help="the cluster DNS domain (default cluster.local)")
+    p.add_argument("--token", metavar="TOKEN", help="the bootstrap token, [a-z0-9]{6}.[a-z0-9]{16}; generated when not given")
+    p.add_argument("--token-ttl", metavar="DURATION", help="how long the token lives, e.g. 24h, 15m; 0 means forever")
+    p.add_argument("--skip-token-print", action="store_true", help="don't print the token and join command at the end")
+    _preflight(p)
+
+
+def _join_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("endpoints", nargs="*", metavar="API_SERVER", help="API server endpoint(s), host:port")
+    p.add_argument("--config", metavar="FILE", help="a JoinConfiguration (v1beta4) or the spec's NodeConfiguration")
+    p.add_argument("--discovery-file", metavar="PATH|URL",
+                   help="a kubeconfig with one unnamed cluster: a local file or an https:// URL")
+    p.add_argument("--discovery-token", metavar="TOKEN", help="the token used to validate cluster information")
+    p.add_argument("--discovery-token-ca-cert-hash", action=Repeated, metavar="sha256:HEX",
+                   help="pin of the cluster CA's public key; repeatable, any match passes")
+    p.add_argument("--discovery-token-unsafe-skip-ca-verification", action="store_true",
+                   help="accept any CA the token signs, without a pin (see the security model)")
+    p.add_argument("--discovery-timeout", metavar="DURATION", help="give up discovery after this long (default 5m)")
+    p.add_argument("--tls-bootstrap-token", metavar="TOKEN", help="the token the kubelet uses for its TLS bootstrap")
+    p.add_argument("--token", metavar="TOKEN", help="use this token for both discovery and TLS bootstrap")
+    _preflight(p)
+
+
+# Each command: (name, help, builder, handler "module:function").
+def build(only: str | None = None) -> argparse.ArgumentParser:
+    """The full parser, or one with only command `only` filled in (fast path for a known command)."""
+    parser = KbootdArgumentParser(
+        prog="kbootd",
+        description="kbootd turns freshly booted machines into a Kubernetes cluster: kubeadm's "
+                    "init and join, natively in Python, as a CLI and a systemd daemon.",
+        epilog="Exit codes: 0 ok, 1 failure, 2 preflight, 3 invalid input, 4 discovery/security, 5 timeout.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=KbootdArgumentParser)
+    sub.required = True
+
+    def cmd(name: str, help_: str, handler: str) -> argparse.ArgumentParser | None:
+        if only is not None and only != name:
+            sub.add_parser(name, help=help_, add_help=False)
+            return None
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(_handler=handler)
+        return p
+
+    if (p := cmd("init", "Run this control-plane node's bootstrap (kubeadm init)", "kbootd.cli.commands:init")):
+        _init_flags(p)
+        _common(p)
+    if (p := cmd("join", "Join this node to a cluster (kubeadm join)", "kbootd.cli.commands:join")):
+        _join_flags(p)
+        _common(p)
+    if (p := cmd("token", "Manage bootstrap tokens", "kbootd.cli.commands:token")):
+        ts = p.add_subparsers(dest="token_command", metavar="SUBCOMMAND", parser_class=KbootdArgumentParser)
+        ts.required = True
+        g = ts.add_parser("generate", help="Generate a random token locally; nothing is created on a server")
+        g.set_defaults(_handler="kbootd.cli.commands:token_generate")
+    if (p := cmd("config", "Print and inspect configuration", "kbootd.cli.commands:config")):
+        cs = p.add_subparsers(dest="config_command", metavar="SUBCOMMAND", parser_class=KbootdArgumentParser)
+        cs.required = True
+        pr = cs.add_parser("print", help="Print default configuration")
+        ps = pr.add_subparsers(dest="print_what", metavar="WHAT", parser_class=KbootdArgumentParser)
+        ps.required = True
+        ps.add_parser("init-defaults", help="Default InitConfiguration and ClusterConfiguration (v1beta4)") \
+            .set_defaults(_handler="kbootd.cli.commands:config_print_init")
+        ps.add_parser("join-defaults", help="Default JoinConfiguration (v1beta4)") \
+            .set_defaults(_handler="kbootd.cli.commands:config_print_join")
+        im = cs.add_parser("images", help="Container images kbootd will use")
+        ims = im.add_subparsers(dest="images_command", metavar="SUBCOMMAND", parser_class=KbootdArgumentParser)
+        ims.required = True
+        il = ims.add_parser("list", help="Print the images for the configured version and repository")
+        il.set_defaults(_handler="kbootd.cli.commands:config_images_list")
+        il.add_argument("--config", metavar="FILE", help="a kubeadm configuration file")
+        il.add_argument("--kubernetes-version", metavar="VERSION", help="the Kubernetes version")
+        il.add_argument("--image-repository", metavar="REPO", help="the image registry")
+        il.add_argument("-o", "--output", choices=("text", "json", "yaml"), default="text")
+    if (p := cmd("phase", "Run one phase of init or join", "kbootd.cli.commands:phase")):
+        ph = p.add_subparsers(dest="workflow", metavar="WORKFLOW", parser_class=KbootdArgumentParser)
+        ph.required = True
+        for wf, flags in (("init", _init_flags), ("join", _join_flags)):
+            w = ph.add_parser(wf, help=f"List the phases of {wf}, or run one")
+            w.add_argument("phase_name", nargs="?", metavar="PHASE", help="the phase to run, e.g. certs or certs/ca")
+            flags(w)
+            _common(w)
+            w.set_defaults(_handler="kbootd.cli.commands:phase")
+    if (p := cmd("completion", "Print shell completion code (bash or zsh)", "kbootd.cli.commands:completion")):
+        p.add_argument("shell", choices=("bash", "zsh"))
+    if (p := cmd("version", "Print the version of kbootd", "kbootd.cli.commands:version")):
+        p.add_argument("-o", "--output", choices=("short", "json", "yaml"), default=None)
+    return parser
+
+
+COMMANDS = ("init", "join", "token", "config", "phase", "completion", "version")

@@ -1,0 +1,223 @@
+"""kubeadm.k8s.io/v1beta4: InitConfiguration + ClusterConfiguration, JoinConfiguration."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from kbootd import redact
+from kbootd.config import common
+from kbootd.config import validate as v
+from kbootd.config.model import (
+    ClusterConfig,
+    Component,
+    ExternalEtcd,
+    HostPathMount,
+    InitConfig,
+    JoinConfig,
+    LocalEtcd,
+    Networking,
+    Timeouts,
+)
+from kbootd.config.yamlsrc import Fields
+from kbootd.errors import ValidationError
+
+API = "kubeadm.k8s.io/v1beta4"
+
+
+def timeouts(f: Fields | None) -> Timeouts:
+    if f is None:
+        return Timeouts()
+    d = Timeouts()
+    t = Timeouts(
+        control_plane_component_health_check=common.duration(
+            f, "controlPlaneComponentHealthCheck", d.control_plane_component_health_check),
+        kubelet_health_check=common.duration(f, "kubeletHealthCheck", d.kubelet_health_check),
+        kubernetes_api_call=common.duration(f, "kubernetesAPICall", d.kubernetes_api_call),
+        etcd_api_call=common.duration(f, "etcdAPICall", d.etcd_api_call),
+        tls_bootstrap=common.duration(f, "tlsBootstrap", d.tls_bootstrap),
+        discovery=common.duration(f, "discovery", d.discovery),
+        upgrade_manifests=common.duration(f, "upgradeManifests", d.upgrade_manifests),
+    )
+    f.finish()
+    return t
+
+
+def _unsupported(f: Fields, key: str, why: str) -> None:
+    if f.raw(key) not in (None, {}, []):
+        raise f.error(key, f"not supported by kbootd yet: {why}")
+
+
+def _component(f: Fields | None, *, with_sans: bool = False) -> tuple[Component, tuple[str, ...]]:
+    if f is None:
+        return Component(), ()
+    args = common.extra_args_list(f, "extraArgs")
+    vols = []
+    for vf in f.items("extraVolumes"):
+        vols.append(HostPathMount(
+            name=vf.str("name") or "", host_path=vf.str("hostPath") or "",
+            mount_path=vf.str("mountPath") or "", read_only=vf.bool("readOnly"),
+            path_type=vf.str("pathType", "") or ""))
+        for req in ("name", "hostPath", "mountPath"):
+            if not vf.data.get(req):
+                raise vf.error(req, "required")
+        vf.finish()
+    envs = []
+    for ef in f.items("extraEnvs"):
+        envs.append((ef.str("name") or "", ef.str("value", "") or ""))
+        ef.raw("valueFrom")
+        ef.finish()
+    sans: tuple[str, ...] = ()
+    if with_sans:
+        sans = tuple(v.san(s, f.where("certSANs")) for s in f.str_list("certSANs"))
+    f.finish()
+    return Component(args, tuple(vols), tuple(envs)), sans
+
+
+def cluster(f: Fields, warn) -> ClusterConfig:
+    common.require_kind(f, API, ("ClusterConfiguration",))
+    d = ClusterConfig()
+    local, external = d.etcd_local, None
+    ef = f.sub("etcd")
+    if ef is not None:
+        lf, xf = ef.sub("local"), ef.sub("external")
+        if lf and xf:
+            raise ef.error("external", "give either etcd.local or etcd.external, not both")
+        if lf is not None:
+            local = LocalEtcd(
+                data_dir=lf.str("dataDir", "/var/lib/etcd"),
+                image_repository=lf.str("imageRepository"), image_tag=lf.str("imageTag"),
+                extra_args=common.extra_args_list(lf, "extraArgs"),
+                extra_envs=tuple((e.str("name") or "", e.str("value", "") or "") for e in lf.items("extraEnvs")),
+                server_cert_sans=tuple(v.san(s, lf.where("serverCertSANs")) for s in lf.str_list("serverCertSANs")),
+                peer_cert_sans=tuple(v.san(s, lf.where("peerCertSANs")) for s in lf.str_list("peerCertSANs")),
+            )
+            lf.finish()
+        if xf is not None:
+            eps = xf.str_list("endpoints")
+            if not eps:
+                raise xf.error("endpoints", "at least one external etcd endpoint is required")
+            external = ExternalEtcd(eps, xf.str("caFile", "") or "", xf.str("certFile", "") or "",
+                                    xf.str("keyFile", "") or "")
+            xf.str_list("httpEndpoints")
+            xf.finish()
+            local = None
+        ef.finish()
+    nf = f.sub("networking")
+    net = Networking()
+    if nf is not None:
+        net = Networking(
+            service_subnet=nf.str("serviceSubnet", net.service_subnet, check=v.cidrs),
+            pod_subnet=nf.str("podSubnet", check=v.cidrs),
+            dns_domain=nf.str("dnsDomain", net.dns_domain, check=v.dns_domain),
+        )
+        v.check_overlap(net.service_subnet, net.pod_subnet, nf.where("podSubnet"))
+        nf.finish()
+    api, sans = _component(f.sub("apiServer"), with_sans=True)
+    cm, _ = _component(f.sub("controllerManager"))
+    sch, _ = _component(f.sub("scheduler"))
+    dns_disabled, dns_repo, dns_tag = False, None, None
+    if (df := f.sub("dns")) is not None:
+        dns_disabled = df.bool("disabled")
+        dns_repo, dns_tag = df.str("imageRepository"), df.str("imageTag")
+        df.finish()
+    proxy_disabled = False
+    if (pf := f.sub("proxy")) is not None:
+        proxy_disabled = pf.bool("disabled")
+        pf.finish()
+    cfg = ClusterConfig(
+        kubernetes_version=f.str("kubernetesVersion", d.kubernetes_version,
+                                 check=lambda x, w: v.kubernetes_version(x, w, warn)),
+        cluster_name=f.str("clusterName", d.cluster_name),
+        control_plane_endpoint=f.str("controlPlaneEndpoint", check=v.endpoint),
+        certificates_dir=f.str("certificatesDir", d.certificates_dir),
+        image_repository=f.str("imageRepository", d.image_repository),
+        etcd_local=local, etcd_external=external, networking=net,
+        api_server=api, api_server_cert_sans=sans, controller_manager=cm, scheduler=sch,
+        feature_gates=common.feature_gates(f, "featureGates"),
+        encryption_algorithm=f.str("encryptionAlgorithm", d.encryption_algorithm, check=v.encryption_algorithm),
+        ca_validity=common.duration(f, "caCertificateValidityPeriod", d.ca_validity),
+        cert_validity=common.duration(f, "certificateValidityPeriod", d.cert_validity),
+        dns_disabled=dns_disabled, dns_image_repository=dns_repo, dns_image_tag=dns_tag,
+        proxy_disabled=proxy_disabled,
+    )
+    f.raw("apiVersion"), f.raw("kind")
+    _unsupported(f, "etcdUpgrade", "upgrades are out of scope")
+    f.finish()
+    return cfg
+
+
+def init(f: Fields) -> dict[str, Any]:
+    """The InitConfiguration's fields as InitConfig keyword arguments."""
+    common.require_kind(f, API, ("InitConfiguration",))
+    kw: dict[str, Any] = {}
+    tokens = tuple(common.bootstrap_token_spec(t) for t in f.items("bootstrapTokens"))
+    if f.has("bootstrapTokens"):
+        kw["bootstrap_tokens"] = tokens
+    kw["node"] = common.node_registration(f.sub("nodeRegistration"), extra_args_as_list=True)
+    if (ep := f.sub("localAPIEndpoint")) is not None:
+        kw["advertise_address"] = ep.str("advertiseAddress", check=v.ip_address)
+        kw["bind_port"] = ep.int("bindPort", 6443, check=v.port)
+        ep.finish()
+    if f.has("certificateKey"):
+        redact.register(f.str("certificateKey"))
+        _unsupported(f, "certificateKey", "control-plane certificate upload (--upload-certs)")
+    kw["skip_phases"] = f.str_list("skipPhases")
+    kw["timeouts"] = timeouts(f.sub("timeouts"))
+    kw["_dry_run"] = f.bool("dryRun")
+    _unsupported(f, "patches", "kustomize-style patches")
+    f.finish()
+    return kw
+
+
+def join(f: Fields) -> JoinConfig:
+    common.require_kind(f, API, ("JoinConfiguration",))
+    node = common.node_registration(f.sub("nodeRegistration"), extra_args_as_list=True)
+    df = f.sub("discovery")
+    if df is None:
+        raise f.error("discovery", "required: discovery.bootstrapToken or discovery.file")
+    tok = endpoints = None
+    hashes: tuple[str, ...] = ()
+    unsafe = False
+    dfile = None
+    if (bf := df.sub("bootstrapToken")) is not None:
+        tok = common.token(bf, "token")
+        ep = bf.str("apiServerEndpoint", check=v.endpoint)
+        endpoints = (ep,) if ep else ()
+        hashes = tuple(v.ca_hash(h, bf.where("caCertHashes")) for h in bf.str_list("caCertHashes"))
+        unsafe = bf.bool("unsafeSkipCAVerification")
+        bf.finish()
+    if (ff := df.sub("file")) is not None:
+        dfile = ff.str("kubeConfigPath", check=v.https_url)
+        if not dfile:
+            raise ff.error("kubeConfigPath", "required")
+        ff.finish()
+    tls = common.token(df, "tlsBootstrapToken")
+    df.raw("timeout")  # v1beta3's field; v1beta4 moved it to timeouts.discovery
+    df.finish()
+    _unsupported(f, "controlPlane", "joining additional control-plane nodes")
+    cfg = JoinConfig(
+        node=node, ca_cert_path=f.str("caCertPath", JoinConfig().ca_cert_path),
+        discovery_token=tok, api_server_endpoints=endpoints or (), ca_cert_hashes=hashes,
+        unsafe_skip_ca_verification=unsafe, discovery_file=dfile,
+        tls_bootstrap_token=tls or tok, skip_phases=f.str_list("skipPhases"),
+        timeouts=timeouts(f.sub("timeouts")),
+    )
+    f.bool("dryRun")
+    _unsupported(f, "patches", "kustomize-style patches")
+    f.finish()
+    return cfg
+
+
+def merge_init(init_kw: dict[str, Any] | None, cluster_cfg: ClusterConfig | None, source: str,
+               kubelet: dict[str, Any] | None = None, proxy: dict[str, Any] | None = None) -> InitConfig:
+    kw = dict(init_kw or {})
+    kw.pop("_dry_run", None)
+    cfg = InitConfig(cluster=cluster_cfg or ClusterConfig(), source=source, **kw)
+    if kubelet:
+        cfg = replace(cfg, kubelet_overrides=kubelet)
+    if proxy:
+        cfg = replace(cfg, kube_proxy_overrides=proxy)
+    if cfg.cluster.etcd_external is None and cfg.cluster.etcd_local is None:
+        raise ValidationError(f"{source}: etcd: neither local nor external")
+    return cfg

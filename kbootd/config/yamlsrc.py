@@ -1,0 +1,192 @@
+"""YAML documents that remember where each field came from, for errors that name file and line."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from kbootd.errors import ValidationError
+
+Path_ = tuple[Any, ...]
+_MISSING = object()
+
+
+@dataclass
+class Doc:
+    data: Any
+    source: str
+    lines: dict[Path_, int] = field(default_factory=dict)
+
+    def line(self, path: Path_) -> int | None:
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return self.lines.get(())
+
+
+def load_documents(text: str, source: str) -> list[Doc]:
+    import yaml
+
+    docs: list[Doc] = []
+    try:
+        loader = yaml.SafeLoader(text)
+        try:
+            while loader.check_node():
+                node = loader.get_node()
+                if node is None:
+                    continue
+                lines: dict[Path_, int] = {}
+                _walk(node, (), lines)
+                docs.append(Doc(loader.construct_document(node), source, lines))
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f"{source}:{mark.line + 1}" if mark else source
+        raise ValidationError(f"{where}: invalid YAML: {e.problem or e.context}") from None
+    except yaml.YAMLError as e:
+        raise ValidationError(f"{source}: invalid YAML: {e}") from None
+    return [d for d in docs if d.data is not None]
+
+
+def _walk(node: Any, path: Path_, lines: dict[Path_, int]) -> None:
+    import yaml
+
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            key = k.value
+            lines[path + (key,)] = k.start_mark.line + 1
+            _walk(v, path + (key,), lines)
+            lines[path + (key,)] = k.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, v in enumerate(node.value):
+            _walk(v, path + (i,), lines)
+
+
+class Fields:
+    """A typed, consuming view of one mapping in a document.
+
+    Each getter validates its value and names file, line and field path on error;
+    `finish()` rejects any key nobody asked for (unknown fields).
+    """
+
+    def __init__(self, doc: Doc, data: Any, path: Path_, kind: str) -> None:
+        self.doc, self.path, self.kind = doc, path, kind
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise ValidationError(f"{self.where()}: expected a mapping, got {_tname(data)}")
+        self.data: dict[str, Any] = data
+        self._seen: set[str] = set()
+
+    @classmethod
+    def root(cls, doc: Doc, kind: str) -> Fields:
+        return cls(doc, doc.data, (), kind)
+
+    def field_name(self, key: Any = None) -> str:
+        parts = [str(p) if not isinstance(p, int) else f"[{p}]" for p in self.path]
+        if key is not None:
+            parts.append(str(key))
+        return self.kind + "".join(p if p.startswith("[") else "." + p for p in parts)
+
+    def where(self, key: Any = None) -> str:
+        path = self.path + ((key,) if key is not None else ())
+        line = self.doc.line(path)
+        loc = f"{self.doc.source}:{line}" if line else self.doc.source
+        return f"{loc}: {self.field_name(key)}"
+
+    def error(self, key: Any, message: str) -> ValidationError:
+        return ValidationError(f"{self.where(key)}: {message}")
+
+    def has(self, key: str) -> bool:
+        return key in self.data
+
+    def raw(self, key: str, default: Any = None) -> Any:
+        self._seen.add(key)
+        return self.data.get(key, default)
+
+    def get(self, key: str, kind: type | tuple[type, ...], default: Any = None,
+            check: Callable[[Any, str], Any] | None = None) -> Any:
+        self._seen.add(key)
+        if key not in self.data or self.data[key] is None:
+            return default
+        v = self.data[key]
+        if kind is float and isinstance(v, int) and not isinstance(v, bool):
+            v = float(v)
+        ok = isinstance(v, kind) and not (isinstance(v, bool) and kind in (int, float))
+        if not ok:
+            names = " or ".join(t.__name__ for t in (kind if isinstance(kind, tuple) else (kind,)))
+            raise self.error(key, f"expected {_human(names)}, got {_tname(v)} {v!r}")
+        return check(v, self.where(key)) if check else v
+
+    def str(self, key: str, default: str | None = None, check: Callable[[Any, str], Any] | None = None) -> Any:
+        v = self.get(key, (str, int, float), default, None)
+        if v is not default and not isinstance(v, str):
+            v = str(v)  # YAML reads `version: 1.32` as a float; users mean the string
+        return check(v, self.where(key)) if (check and v is not None) else v
+
+    def int(self, key: str, default: int | None = None, check: Callable[[Any, str], Any] | None = None) -> Any:
+        return self.get(key, int, default, check)
+
+    def bool(self, key: str, default: bool = False) -> bool:
+        return self.get(key, bool, default)
+
+    def str_list(self, key: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+        v = self.get(key, list, None)
+        if v is None:
+            return default
+        out = []
+        for i, item in enumerate(v):
+            if not isinstance(item, (str, int, float)) or isinstance(item, bool):
+                raise ValidationError(f"{self.where(key)}[{i}]: expected a string, got {_tname(item)}")
+            out.append(str(item))
+        return tuple(out)
+
+    def str_map(self, key: str) -> tuple[tuple[str, str], ...]:
+        v = self.get(key, dict, None)
+        if v is None:
+            return ()
+        out = []
+        for k, val in v.items():
+            if isinstance(val, (dict, list)) or val is None:
+                raise ValidationError(f"{self.where(key)}.{k}: expected a string value, got {_tname(val)}")
+            out.append((str(k), _scalar_str(val)))
+        return tuple(out)
+
+    def sub(self, key: str) -> Fields | None:
+        self._seen.add(key)
+        if key not in self.data or self.data[key] is None:
+            return None
+        return Fields(self.doc, self.data[key], self.path + (key,), self.kind)
+
+    def items(self, key: str) -> Iterator[Fields]:
+        v = self.get(key, list, None) or []
+        for i, item in enumerate(v):
+            yield Fields(self.doc, item, self.path + (key, i), self.kind)
+
+    def finish(self) -> None:
+        unknown = [k for k in self.data if k not in self._seen]
+        if unknown:
+            k = unknown[0]
+            known = ", ".join(sorted(self._seen)) or "(none)"
+            raise self.error(k, f"unknown field {k!r}; known fields here: {known}")
+
+
+def _scalar_str(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+def _tname(v: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean",
+            int: "an integer", float: "a number", type(None): "null"}.get(type(v), type(v).__name__)
+
+
+def _human(names: str) -> str:
+    return (names.replace("str", "a string").replace("int", "an integer")
+            .replace("float", "a number").replace("bool", "a boolean")
+            .replace("dict", "a mapping").replace("list", "a list"))

@@ -1,0 +1,26 @@
+"""The join command printed at the end of init, as an operator can paste it."""
+
+from __future__ import annotations
+
+import sys
+
+
+def join_command(endpoint: str, token_text: str, pin: str, program: str = "kbootd") -> str:
+    return f"{program} join {endpoint} --token {token_text} \\\n\t--discovery-token-ca-cert-hash {pin}"
+
+
+def print_join_command(ctx) -> None:
+    """Printed straight to the operator's stdout: the only place the whole token may appear.
+
+    In dry-run nothing was created, so the token shows as its id only.
+    """
+    tok, pin, endpoint = ctx.store.get("token"), ctx.store.get("ca_pin"), ctx.store.get("endpoint")
+    if ctx.skip_token_print or not (tok and pin and endpoint):
+        return
+    text = str(tok) if ctx.dry_run else tok.full
+    out = sys.stdout
+    out.write("\nYou can now join any number of worker nodes by running the following on each as root:\n\n")
+    out.write("  " + join_command(endpoint, text, pin) + "\n\n")
+    out.write("or, with kubeadm:\n\n")
+    out.write("  " + join_command(endpoint, text, pin, "kubeadm") + "\n")
+    out.flush()

@@ -1,0 +1,94 @@
+"""Phases as data, and the runner that walks them.
+
+A workflow (init, join, reset) is one tuple of Phase declarations. A phase names the
+function that implements it as "module:function", imported only when it runs, so listing
+phases and parsing flags stay light. Sub-phases are addressed as "parent/child".
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from kbootd.errors import KbootdError, PhaseError, ValidationError
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    summary: str
+    run: str | None = None  # "kbootd.module:function", called with the context
+    run_if: str | None = None  # "kbootd.module:predicate", skipped when it returns a reason string
+    children: tuple[Phase, ...] = ()
+
+    def walk(self, prefix: str = "") -> Iterator[tuple[str, Phase]]:
+        path = f"{prefix}{self.name}"
+        yield path, self
+        for c in self.children:
+            yield from c.walk(path + "/")
+
+
+def resolve(ref: str) -> Callable[..., Any]:
+    mod, _, fn = ref.partition(":")
+    return getattr(importlib.import_module(mod), fn)
+
+
+def all_phases(workflow: tuple[Phase, ...]) -> list[tuple[str, Phase]]:
+    return [item for p in workflow for item in p.walk()]
+
+
+def find(workflow: tuple[Phase, ...], name: str, what: str) -> Phase:
+    for path, p in all_phases(workflow):
+        if path == name:
+            return p
+    names = ", ".join(path for path, _ in all_phases(workflow))
+    raise ValidationError(f"{what}: no phase named {name!r}; phases are: {names}")
+
+
+def check_skips(workflow: tuple[Phase, ...], skips: tuple[str, ...] | list[str], what: str) -> None:
+    for s in skips:
+        find(workflow, s, what)
+
+
+def run(workflow: tuple[Phase, ...], ctx: Any, *, only: str | None = None,
+        skip: tuple[str, ...] | list[str] = ()) -> None:
+    """Run the whole workflow, or one phase (with its sub-phases) when `only` is given."""
+    check_skips(workflow, skip, "--skip-phases")
+    if only is not None:
+        targets = [(only, find(workflow, only, "phase"))]
+    else:
+        targets = [(p.name, p) for p in workflow]
+    for path, phase in targets:
+        _run_one(path, phase, ctx, set(skip))
+
+
+def _run_one(path: str, phase: Phase, ctx: Any, skip: set[str]) -> None:
+    rep = ctx.reporter
+    if path in skip:
+        rep.phase_skipped(path, "skipped by --skip-phases")
+        return
+    if phase.run_if:
+        why = resolve(phase.run_if)(ctx)
+        if why:
+            rep.phase_skipped(path, why)
+            return
+    started = time.monotonic()
+    rep.phase_start(path)
+    try:
+        if phase.run:
+            resolve(phase.run)(ctx)
+        for child in phase.children:
+            _run_one(f"{path}/{child.name}", child, ctx, skip)
+    except PhaseError:
+        raise
+    except KbootdError as e:
+        rep.phase_failed(path, e)
+        raise PhaseError(path, e) from e
+    except OSError as e:
+        rep.phase_failed(path, e)
+        raise PhaseError(path, KbootdError(f"{e.strerror or e}: {e.filename or ''}".rstrip(": "))) from e
+    rep.phase_done(path, time.monotonic() - started)
+    ctx.phase_done(path)
