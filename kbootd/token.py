@@ -43,7 +43,6 @@ class BootstrapToken:
 
     def __post_init__(self) -> None:
         redact.register(self.secret)
-        redact.register(self.full)
 
     @classmethod
     def parse(cls, text: str, *, source: str = "token") -> BootstrapToken:
