@@ -7,15 +7,14 @@ for redaction the moment a token is parsed or generated; `str()` shows the id on
 from __future__ import annotations
 
 import os
-import re
-from dataclasses import dataclass, field
 
 from kbootd import redact
 from kbootd.errors import ValidationError
 
-TOKEN_RE = re.compile(r"^([a-z0-9]{6})\.([a-z0-9]{16})$")
-TOKEN_ID_RE = re.compile(r"^[a-z0-9]{6}$")
-GROUP_RE = re.compile(r"^system:bootstrappers:[a-z0-9:-]{0,255}[a-z0-9]$")
+# Kept as pattern strings and compiled on use: `kbootd token generate` must not pay for `re`.
+TOKEN_PATTERN = r"^([a-z0-9]{6})\.([a-z0-9]{16})$"
+TOKEN_ID_PATTERN = r"^[a-z0-9]{6}$"
+GROUP_PATTERN = r"^system:bootstrappers:[a-z0-9:-]{0,255}[a-z0-9]$"
 ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 USAGES = ("signing", "authentication")
 DEFAULT_USAGES = ("signing", "authentication")
@@ -36,17 +35,39 @@ def _random_string(n: int) -> str:
     return "".join(out)
 
 
-@dataclass(frozen=True)
-class BootstrapToken:
-    id: str
-    secret: str = field(repr=False)
+def _match(pattern: str, text: str):
+    import re
 
-    def __post_init__(self) -> None:
-        redact.register(self.secret)
+    return re.match(pattern, text)
+
+
+class BootstrapToken:
+    """Immutable id + secret. A plain class, not a dataclass, to keep `token generate` light."""
+
+    __slots__ = ("id", "secret")
+    id: str
+    secret: str
+
+    def __init__(self, id: str, secret: str) -> None:
+        object.__setattr__(self, "id", id)
+        object.__setattr__(self, "secret", secret)
+        redact.register(secret)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("BootstrapToken is immutable")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, BootstrapToken) and (self.id, self.secret) == (other.id, other.secret)
+
+    def __hash__(self) -> int:
+        return hash((self.id, self.secret))
+
+    def __repr__(self) -> str:
+        return f"BootstrapToken(id={self.id!r}, secret=<redacted>)"
 
     @classmethod
     def parse(cls, text: str, *, source: str = "token") -> BootstrapToken:
-        m = TOKEN_RE.match(text.strip()) if isinstance(text, str) else None
+        m = _match(TOKEN_PATTERN, text.strip()) if isinstance(text, str) else None
         if not m:
             # Register first: a malformed secret must not leak through this very message.
             if isinstance(text, str) and "." in text:
@@ -83,9 +104,9 @@ def validate_usages(usages: list[str] | tuple[str, ...], *, source: str = "usage
 
 def validate_groups(groups: list[str] | tuple[str, ...], *, source: str = "groups") -> tuple[str, ...]:
     for g in groups:
-        if not GROUP_RE.match(g):
+        if not _match(GROUP_PATTERN, g):
             raise ValidationError(
-                f"{source}: extra group {g!r} must match {GROUP_RE.pattern} "
+                f"{source}: extra group {g!r} must match {GROUP_PATTERN} "
                 "(it must start with system:bootstrappers:)"
             )
     return tuple(dict.fromkeys(groups))
@@ -94,6 +115,6 @@ def validate_groups(groups: list[str] | tuple[str, ...], *, source: str = "group
 def parse_token_id(text: str, *, source: str = "token") -> str:
     """`token delete` takes an id or a whole token; only the id is used (spec)."""
     text = text.strip()
-    if TOKEN_ID_RE.match(text):
+    if _match(TOKEN_ID_PATTERN, text):
         return text
     return BootstrapToken.parse(text, source=source).id

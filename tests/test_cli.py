@@ -230,9 +230,9 @@ def test_join_help_has_spec_flags(run_cli):
 @pytest.mark.subprocess
 @pytest.mark.parametrize("argv", [["version"], ["token", "generate"], ["--help"]])
 def test_light_commands_do_not_import_heavy_modules(argv):
-    code = ("import sys; from kbootd.cli.main import main\ntry: main(%r)\nexcept SystemExit: pass\n"
+    code = (f"import sys; from kbootd.cli.main import main\ntry: main({argv!r})\nexcept SystemExit: pass\n"
             "heavy = [m for m in ('kubernetes', 'requests', 'cryptography', 'yaml', 'urllib3') if m in sys.modules]; "
-            "sys.stderr.write('HEAVY=' + ','.join(heavy))" % argv)
+            "sys.stderr.write('HEAVY=' + ','.join(heavy))")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "HEAVY=" in p.stderr
     assert p.stderr.split("HEAVY=")[1].strip() == ""

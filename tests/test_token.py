@@ -5,7 +5,7 @@ import pytest
 from kbootd import redact
 from kbootd.errors import ValidationError
 from kbootd.token import (
-    TOKEN_RE,
+    TOKEN_PATTERN,
     BootstrapToken,
     parse_token_id,
     validate_groups,
@@ -98,4 +98,4 @@ def test_token_delete_uses_only_the_id(text, expected):
 
 
 def test_token_regex_is_the_spec_regex():
-    assert TOKEN_RE.pattern == r"^([a-z0-9]{6})\.([a-z0-9]{16})$"
+    assert TOKEN_PATTERN == r"^([a-z0-9]{6})\.([a-z0-9]{16})$"

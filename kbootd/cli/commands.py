@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kbootd.errors import KbootdError, ValidationError
+
+if TYPE_CHECKING:
+    import argparse
 
 
 def _reporter(args: argparse.Namespace):

@@ -20,8 +20,20 @@ def _verbosity(argv: list[str]) -> int:
     return 0
 
 
+# Commands that run without building the argparse tree (argparse and `re` cost more than
+# the rest of these commands together); any other spelling goes through the parser.
+FAST_PATHS = {("version",): "version", ("token", "generate"): "token_generate"}
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    fast = FAST_PATHS.get(tuple(argv))
+    if fast:
+        from types import SimpleNamespace
+
+        from kbootd.cli import commands
+
+        return int(getattr(commands, fast)(SimpleNamespace(output=None, verbosity=0)) or 0)
     from kbootd.cli.parser import COMMANDS, build
 
     first = next((a for a in argv if not a.startswith("-")), None)
