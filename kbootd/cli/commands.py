@@ -6,7 +6,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
-from kbootd.errors import KbootdError, ValidationError
+from kbootd.errors import ValidationError
 
 if TYPE_CHECKING:
     import argparse
@@ -57,37 +57,18 @@ def load_join(args: argparse.Namespace, rep: Any):
     return cfg
 
 
-def _ignored(args: argparse.Namespace, cfg: Any) -> tuple[str, ...]:
-    out = list(args.ignore_preflight_errors or []) + list(cfg.node.ignore_preflight_errors)
-    if args.skip_preflight_checks:
-        out.append("all")
-    return tuple(out)
-
-
-def _context(args: argparse.Namespace, role: str, rep: Any):
-    from kbootd.context import make_context
-
-    cfg = load_init(args, rep) if role == "init" else load_join(args, rep)
-    return make_context(
-        root=args.root or "/", dry_run=args.dry_run, reporter=rep,
-        init=cfg if role == "init" else None, join=cfg if role == "join" else None,
-        ignore_preflight_errors=_ignored(args, cfg), skip_token_print=getattr(args, "skip_token_print", False),
-        kubernetes_dir=_env_kubernetes_dir(rep),
-    ), cfg
-
-
 def _run_workflow(args: argparse.Namespace, role: str, only: str | None = None) -> int:
-    from kbootd import workflow
-    from kbootd.phases import WORKFLOWS
+    from kbootd import engine
 
     rep = _reporter(args)
-    ctx, cfg = _context(args, role, rep)
-    phases = WORKFLOWS[role]
-    if not phases:
-        raise KbootdError(f"kbootd {role}: configuration is valid, but the {role} engine is not built yet "
-                          "(see the feature table in the README)")
-    skip = tuple(args.skip_phases or ()) + tuple(cfg.skip_phases)
-    workflow.run(phases, ctx, only=only, skip=skip)
+    cfg = load_init(args, rep) if role == "init" else load_join(args, rep)
+    ignore = tuple(args.ignore_preflight_errors or ()) + (("all",) if args.skip_preflight_checks else ())
+    ctx = engine.run(
+        role, cfg, reporter=rep, root=args.root or "/", dry_run=args.dry_run,
+        ignore_preflight_errors=ignore, skip_phases=tuple(args.skip_phases or ()), only=only,
+        skip_token_print=getattr(args, "skip_token_print", False),
+        kubernetes_dir=_env_kubernetes_dir(rep),
+    )
     if only is None and role == "init":
         from kbootd.joincmd import print_join_command
 

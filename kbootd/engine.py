@@ -1,0 +1,38 @@
+"""Run init or join: the one entry the CLI and the daemon share."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from kbootd.config.model import InitConfig, JoinConfig
+from kbootd.context import Context, make_context
+from kbootd.errors import KbootdError
+from kbootd.report import Reporter
+
+
+def run(role: str, cfg: InitConfig | JoinConfig, *, reporter: Reporter, root: str = "/",
+        dry_run: bool = False, ignore_preflight_errors: tuple[str, ...] = (),
+        skip_phases: tuple[str, ...] = (), only: str | None = None, skip_token_print: bool = False,
+        kubernetes_dir: str | None = None, on_phase_done: Callable[[str], None] | None = None,
+        store: dict[str, Any] | None = None) -> Context:
+    """Run the workflow of `role` ("init" or "join"); returns the context (its store holds products)."""
+    from kbootd import workflow
+    from kbootd.phases import WORKFLOWS
+
+    phases = WORKFLOWS[role]
+    if not phases:
+        raise KbootdError(f"kbootd {role}: configuration is valid, but the {role} engine is not built yet "
+                          "(see the feature table in the README)")
+    ctx = make_context(
+        root=root, dry_run=dry_run, reporter=reporter,
+        init=cfg if isinstance(cfg, InitConfig) else None,
+        join=cfg if isinstance(cfg, JoinConfig) else None,
+        ignore_preflight_errors=tuple(ignore_preflight_errors) + tuple(cfg.node.ignore_preflight_errors),
+        skip_token_print=skip_token_print, kubernetes_dir=kubernetes_dir,
+    )
+    ctx.on_phase_done = on_phase_done
+    if store:
+        ctx.store.update(store)
+    workflow.run(phases, ctx, only=only, skip=tuple(skip_phases) + tuple(cfg.skip_phases))
+    return ctx
