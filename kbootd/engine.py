@@ -36,3 +36,14 @@ def run(role: str, cfg: InitConfig | JoinConfig, *, reporter: Reporter, root: st
         ctx.store.update(store)
     workflow.run(phases, ctx, only=only, skip=tuple(skip_phases) + tuple(cfg.skip_phases))
     return ctx
+
+
+def run_reset(opts: Any, *, reporter: Reporter, root: str = "/", dry_run: bool = False,
+              only: str | None = None, skip_phases: tuple[str, ...] = ()) -> Context:
+    from kbootd import workflow
+    from kbootd.phases import RESET
+
+    ctx = make_context(root=root, dry_run=dry_run, reporter=reporter)
+    ctx.store["reset"] = opts
+    workflow.run(RESET, ctx, only=only, skip=skip_phases)
+    return ctx

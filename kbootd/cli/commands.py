@@ -76,6 +76,25 @@ def _run_workflow(args: argparse.Namespace, role: str, only: str | None = None) 
     return 0
 
 
+def _reset(args: argparse.Namespace, only: str | None = None) -> int:
+    from kbootd import engine
+    from kbootd.config import validate as v
+    from kbootd.reset import ResetOptions
+
+    opts = ResetOptions(
+        cert_dir=args.cert_dir, force=args.force, remove_node=args.remove_node,
+        cri_socket=v.cri_socket(args.cri_socket, "--cri-socket") if args.cri_socket else None,
+        kubeconfig=args.kubeconfig,
+        node_name=v.node_name(args.node_name, "--node-name") if args.node_name else None)
+    engine.run_reset(opts, reporter=_reporter(args), root=args.root or "/", dry_run=args.dry_run,
+                     only=only, skip_phases=tuple(args.skip_phases or ()))
+    return 0
+
+
+def reset(args: argparse.Namespace) -> int:
+    return _reset(args)
+
+
 def init(args: argparse.Namespace) -> int:
     return _run_workflow(args, "init")
 
@@ -99,6 +118,8 @@ def phase(args: argparse.Namespace) -> int:
             print(f"{indent}{path.split('/')[-1]:<{width}}  {p.summary}")
         return 0
     workflow.find(phases, args.phase_name, "phase")
+    if args.workflow == "reset":
+        return _reset(args, only=args.phase_name)
     return _run_workflow(args, args.workflow, only=args.phase_name)
 
 

@@ -89,7 +89,18 @@ def _join_flags(p: argparse.ArgumentParser) -> None:
     _preflight(p)
 
 
-# Each command: (name, help, builder, handler "module:function").
+def _reset_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-f", "--force", action="store_true", help="reset without asking for confirmation")
+    p.add_argument("--cert-dir", metavar="DIR", default="/etc/kubernetes/pki", help="the certificates directory to delete")
+    p.add_argument("--cri-socket", metavar="PATH", help="the CRI socket; detected when not given")
+    p.add_argument("--remove-node", action="store_true",
+                   help="delete this node's Node object through the API first (off by default, as kubeadm)")
+    p.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig for --remove-node (default /etc/kubernetes/admin.conf)")
+    p.add_argument("--node-name", metavar="NAME", help="the Node name; defaults to the host name")
+    p.add_argument("--skip-phases", action=CommaList, metavar="PHASES", help="phases to skip")
+
+
+
 def build(only: str | None = None) -> argparse.ArgumentParser:
     """The full parser, or one with only command `only` filled in (fast path for a known command)."""
     parser = KbootdArgumentParser(
@@ -114,6 +125,9 @@ def build(only: str | None = None) -> argparse.ArgumentParser:
         _common(p)
     if (p := cmd("join", "Join this node to a cluster (kubeadm join)", "kbootd.cli.commands:join")):
         _join_flags(p)
+        _common(p)
+    if (p := cmd("reset", "Revert what init or join did on this host (kubeadm reset)", "kbootd.cli.commands:reset")):
+        _reset_flags(p)
         _common(p)
     if (p := cmd("token", "Manage bootstrap tokens", "kbootd.cli.commands:token")):
         ts = p.add_subparsers(dest="token_command", metavar="SUBCOMMAND", parser_class=KbootdArgumentParser)
@@ -142,7 +156,7 @@ def build(only: str | None = None) -> argparse.ArgumentParser:
     if (p := cmd("phase", "Run one phase of init or join", "kbootd.cli.commands:phase")):
         ph = p.add_subparsers(dest="workflow", metavar="WORKFLOW", parser_class=KbootdArgumentParser)
         ph.required = True
-        for wf, flags in (("init", _init_flags), ("join", _join_flags)):
+        for wf, flags in (("init", _init_flags), ("join", _join_flags), ("reset", _reset_flags)):
             w = ph.add_parser(wf, help=f"List the phases of {wf}, or run one")
             w.add_argument("phase_name", nargs="?", metavar="PHASE", help="the phase to run, e.g. certs or certs/ca")
             flags(w)
@@ -155,4 +169,4 @@ def build(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = ("init", "join", "token", "config", "phase", "completion", "version")
+COMMANDS = ("init", "join", "reset", "token", "config", "phase", "completion", "version")

@@ -1,0 +1,132 @@
+"""`kbootd reset`: revert what init or join did on this host (the spec's `kubeadm reset`).
+
+Phases: preflight (confirmation), remove-node (opt-in: delete this Node through the API),
+cleanup-node (stop the kubelet, remove Pod sandboxes through the CRI, unmount kubelet
+volumes, delete kubeadm's and kbootd's files). What reset cannot clean safely (CNI
+configuration, iptables/IPVS rules, $HOME/.kube/config) is printed with the command to do it.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+from kbootd.errors import KbootdError
+
+KUBECONFIG_FILES = ("admin.conf", "super-admin.conf", "kubelet.conf", "bootstrap-kubelet.conf",
+                    "controller-manager.conf", "scheduler.conf")
+# Host paths kubeadm reset removes besides /etc/kubernetes: kubelet state and runtime dirs.
+EXTRA_DIRS = ("/var/lib/dockershim", "/var/run/kubernetes")
+
+
+@dataclass(frozen=True)
+class ResetOptions:
+    cert_dir: str = "/etc/kubernetes/pki"
+    cri_socket: str | None = None
+    force: bool = False
+    remove_node: bool = False
+    kubeconfig: str | None = None
+    node_name: str | None = None
+
+
+def _opts(ctx) -> ResetOptions:
+    return ctx.store.get("reset") or ResetOptions()
+
+
+def preflight(ctx) -> None:
+    rep = ctx.reporter
+    rep.warn("reset", "Changes made to this host by 'kbootd init' or 'kbootd join' will be reverted.")
+    if _opts(ctx).force or ctx.dry_run:
+        return
+    if not sys.stdin.isatty():
+        raise KbootdError("reset: refusing to reset without confirmation; pass --force (-f) to proceed")
+    answer = input("[reset] Are you sure you want to proceed? [y/N]: ")
+    if answer.strip().lower() not in ("y", "yes"):
+        raise KbootdError("reset: aborted by the operator")
+
+
+def skip_remove_node(ctx) -> str | None:
+    return None if _opts(ctx).remove_node else "pass --remove-node to delete this node's Node object"
+
+
+def remove_node(ctx) -> None:
+    """Delete this host's Node object through the API (off by default, as kubeadm)."""
+    from kbootd import apiclient, node
+
+    opts = _opts(ctx)
+    name = opts.node_name or node.node_name(ctx)
+    kubeconfig = opts.kubeconfig or ctx.paths.admin_conf
+    if not ctx.host.exists(kubeconfig):
+        ctx.reporter.warn("reset", f"cannot remove Node {name}: {kubeconfig} not found")
+        return
+    client = apiclient.client_for(ctx, kubeconfig)
+    if client.delete("nodes", name):
+        ctx.reporter.info("reset", f"Deleted Node {name!r}")
+    else:
+        ctx.reporter.info("reset", f"Node {name!r} was not registered")
+
+
+def _cri_socket(ctx) -> str | None:
+    opts = _opts(ctx)
+    if opts.cri_socket:
+        return opts.cri_socket
+    try:
+        from kbootd import cri
+
+        return cri.detect_socket(ctx)
+    except KbootdError as e:
+        ctx.reporter.warn("reset", f"cannot find the container runtime: {e}")
+        return None
+
+
+def _kubelet_mounts(ctx) -> list[str]:
+    text = ctx.host.read_text("/proc/mounts") or ""
+    base = ctx.paths.kubelet_dir.rstrip("/") + "/"
+    mounts = [f[1] for f in (line.split() for line in text.splitlines()) if len(f) > 1 and f[1].startswith(base)]
+    return sorted(mounts, key=len, reverse=True)  # children before parents
+
+
+def cleanup_node(ctx) -> None:
+    rep, host, paths = ctx.reporter, ctx.host, ctx.paths
+    opts = _opts(ctx)
+    rep.info("reset", "Stopping the kubelet service")
+    host.systemctl("stop", "kubelet", check=False)
+    for m in _kubelet_mounts(ctx):
+        host.run(["umount", m], check=False)
+    sock = _cri_socket(ctx)
+    if sock:
+        rep.info("reset", f"Removing all Pod sandboxes through {sock}")
+        res = host.run(["crictl", "--runtime-endpoint", sock, "pods", "--quiet"], check=False)
+        for pod in (res.stdout.split() if res.ran and res.returncode == 0 else []):
+            host.run(["crictl", "--runtime-endpoint", sock, "stopp", pod], check=False)
+            host.run(["crictl", "--runtime-endpoint", sock, "rmp", pod], check=False)
+    # As kubeadm: empty these directories but keep them (packages may own them).
+    dirs = [paths.manifests_dir, paths.kubelet_dir, opts.cert_dir]
+    if host.exists(paths.manifest("etcd")):
+        dirs.insert(0, paths.etcd_data_dir)
+    cleared = [d for d in dirs if _clear_dir(host, d)]
+    rep.info("reset", "Deleted contents of directories: [" + " ".join(cleared) + "]")
+    files = [paths.kubeconfig(f) for f in KUBECONFIG_FILES] + list(EXTRA_DIRS)
+    # kbootd's own drop-ins and state, so init or join can run again.
+    files += [paths.kubelet_dropin, paths.containerd_dropin, paths.crio_dropin, paths.crictl_yaml,
+              paths.state_dir, paths.status_file]
+    deleted = [f for f in files if host.remove(f)]
+    rep.info("reset", "Deleted files: [" + " ".join(deleted) + "]")
+    host.systemctl("daemon-reload", check=False)
+    rep.out(
+        "\nThe reset process does not clean CNI configuration. To do so, you must remove "
+        f"{paths.cni_conf_dir}\n"
+        "\nThe reset process does not reset or clean up iptables rules or IPVS tables.\n"
+        "If you wish to reset iptables, you must do so manually by using the \"iptables\" command.\n"
+        "  iptables -F && iptables -t nat -F && iptables -t mangle -F && iptables -X\n"
+        "\nIf your cluster was setup to utilize IPVS, run ipvsadm --clear (or similar)\n"
+        "to reset your system's IPVS tables.\n"
+        "\nThe reset process does not clean your kubeconfig files and you must remove them manually.\n"
+        "Please, check the contents of the $HOME/.kube/config file.")
+
+
+def _clear_dir(host, path: str) -> bool:
+    names = host.listdir(path)
+    for n in names:
+        host.remove(f"{path.rstrip('/')}/{n}")
+    return bool(names)
