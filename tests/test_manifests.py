@@ -785,3 +785,15 @@ def test_phase_references_resolve_in_a_workflow(root, tmp_path) -> None:
     ext = context(root, load(tmp_path, EXTERNAL_ETCD))
     run_workflow(wf, ext, only="etcd")
     assert ("skipped", "etcd", "external etcd") in ext.reporter.events
+
+
+def test_local_etcd_advertise_client_urls_reach_the_api_server(root, tmp_path) -> None:
+    from kbootd.config.model import LocalEtcd
+
+    local = LocalEtcd(extra_args=(("advertise-client-urls", "https://etcd.internal:2379"),))
+    ctx = context(root, with_cluster(load(tmp_path, FIXTURE_CFG), etcd_local=local))
+    api = controlplane.apiserver_pod(ctx)["spec"]["containers"][0]["command"]
+    assert "--etcd-servers=https://etcd.internal:2379" in api
+    member = etcd.etcd_pod(ctx)["spec"]["containers"][0]["command"]
+    assert "--advertise-client-urls=https://etcd.internal:2379" in member
+    assert "--advertise-client-urls=https://10.0.0.10:2379" not in member
