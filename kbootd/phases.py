@@ -4,7 +4,24 @@ from __future__ import annotations
 
 from kbootd.workflow import Phase
 
-INIT: tuple[Phase, ...] = ()
+_M = "kbootd.manifests.phase"
+
+INIT: tuple[Phase, ...] = (
+    Phase("preflight", "Run pre-flight checks", run="kbootd.preflight:run_init"),
+    Phase("etcd", "Generate the static Pod manifest for the local etcd", run_if=f"{_M}:skip_if_external_etcd",
+          children=(Phase("local", "Generate the static Pod manifest for a local, single-node etcd",
+                          run=f"{_M}:etcd_local"),)),
+    Phase("control-plane", "Generate the static Pod manifests for the control plane", run=f"{_M}:control_plane",
+          children=(
+              Phase("apiserver", "Generate the kube-apiserver static Pod manifest", run=f"{_M}:apiserver"),
+              Phase("controller-manager", "Generate the kube-controller-manager static Pod manifest",
+                    run=f"{_M}:controller_manager"),
+              Phase("scheduler", "Generate the kube-scheduler static Pod manifest", run=f"{_M}:scheduler"),
+          )),
+    Phase("cri", "Configure the container runtime (crictl, containerd/CRI-O, kernel modules, sysctls)",
+          run="kbootd.cri:configure"),
+    Phase("kubelet-start", "Write the kubelet settings and (re)start the kubelet", run="kbootd.kubelet:start"),
+)
 
 JOIN: tuple[Phase, ...] = ()
 
