@@ -30,6 +30,7 @@ API = "kubelet.config.k8s.io/v1beta1"
 KIND = "KubeletConfiguration"
 DEFAULT_MANIFESTS_DIR = "/etc/kubernetes/manifests"
 ENV_VAR = "KUBELET_KUBEADM_ARGS"
+STORE_KUBELET_CONFIG = "kubelet_config"  # read by kbootd.cluster.uploadconfig
 # Where packages put the kubelet; the first present one goes into ExecStart.
 KUBELET_BINARIES = ("/usr/bin/kubelet", "/usr/local/bin/kubelet")
 # systemd-resolved's real upstream list; the kubelet must not hand pods the 127.0.0.53 stub.
@@ -496,7 +497,8 @@ def start(ctx: Any) -> None:
     cfg: InitConfig = ctx.cfg
     warn = lambda m: ctx.reporter.warn(PHASE, m)  # noqa: E731
     doc = kubelet_configuration(cfg, manifests_dir=ctx.paths.manifests_dir, warn=warn)
-    # The upload-config phase publishes exactly this as the kubelet-config ConfigMap.
-    ctx.store["kubelet_configuration"] = doc
+    # upload-config publishes this text as the kubelet-config ConfigMap (kubeadm's is
+    # byte-identical to config.yaml, less the node-local resolvConf).
+    ctx.store[STORE_KUBELET_CONFIG] = render_yaml(doc)
     setup_node(ctx, kubelet_config=doc, pause_image=pod_infra_image(cfg.cluster, warn),
                cloud_provider=cfg.cluster.cloud_provider)
