@@ -1,0 +1,132 @@
+"""wait-control-plane: the kubelet's health, then the API server's, each with a deadline.
+
+Test seams in ctx.store: "skip_kubelet_check" (no kubelet on this host),
+"kubelet_healthz_url" (a test double), "api_client" (a client to poll instead of one
+built from admin.conf), "clock"/"sleep" (fake time).
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+from kbootd import apiclient
+from kbootd.config.model import DEFAULT_CRI_SOCKET
+from kbootd.duration import format_duration
+from kbootd.errors import KbootdError, SecurityError, WaitTimeout
+from kbootd.node import control_plane_url
+
+KUBELET_HEALTHZ = "http://127.0.0.1:10248/healthz"
+POLL_INTERVAL = 0.5
+PROGRESS_EVERY = 10.0  # seconds between "still waiting" lines
+
+_HINT = """This error is likely caused by:
+	- The kubelet is not running
+	- The kubelet is unhealthy due to a misconfiguration of the node in some way (required cgroups disabled)
+
+If you are on a systemd-powered system, you can try to troubleshoot the error with the following commands:
+	- 'systemctl status kubelet'
+	- 'journalctl -xeu kubelet'
+
+Additionally, a control plane component may have crashed or exited when started by the container runtime.
+To troubleshoot, list all containers using your preferred container runtimes CLI.
+Here is one example how you may list all running Kubernetes containers by using crictl:
+	- 'crictl --runtime-endpoint {socket} ps -a | grep kube | grep -v pause'
+	Once you have found the failing container, you can inspect its logs with:
+	- 'crictl --runtime-endpoint {socket} logs CONTAINERID'"""
+
+
+def failure_hint(ctx: Any) -> str:
+    return _HINT.format(socket=cri_socket(ctx))
+
+
+def cri_socket(ctx: Any) -> str:
+    return ctx.cfg.node.cri_socket or ctx.store.get("cri_socket") or DEFAULT_CRI_SOCKET
+
+
+def wait_control_plane(ctx: Any) -> None:
+    cfg = ctx.cfg
+    manifests = ctx.paths.manifests_dir
+    kubelet_url = ctx.store.get("kubelet_healthz_url", KUBELET_HEALTHZ)
+    ctx.reporter.info("wait-control-plane", "Waiting for the kubelet to boot up the control plane as static Pods "
+                      f'from directory "{manifests}"')
+    if ctx.dry_run:
+        ctx.reporter.out(f"[dryrun] Would make sure the kubelet returns 'ok' at {kubelet_url}")
+        ctx.reporter.out("[dryrun] Would wait for the API Server's /healthz endpoint to return 'ok'")
+        return
+    clock: Callable[[], float] = ctx.store.get("clock", time.monotonic)
+    sleep: Callable[[float], None] = ctx.store.get("sleep", time.sleep)
+    if ctx.store.get("skip_kubelet_check"):
+        ctx.reporter.info("kubelet-check", "Skipping the kubelet health check: no kubelet on this host")
+    else:
+        timeout = cfg.timeouts.kubelet_health_check
+        ctx.reporter.info("kubelet-check", f"Waiting for a healthy kubelet at {kubelet_url}. "
+                          f"This can take up to {format_duration(timeout)}")
+        took = _poll(ctx, "kubelet-check", lambda: _kubelet_ok(kubelet_url), timeout, clock, sleep,
+                     what=f"the kubelet at {kubelet_url}")
+        ctx.reporter.info("kubelet-check", f"The kubelet is healthy after {_took(took)}")
+    timeout = cfg.timeouts.control_plane_component_health_check
+    client = ctx.store.get("api_client") or _health_client(ctx)
+    ctx.reporter.info("api-check", f"Waiting for a healthy API server at {control_plane_url(ctx)}/healthz. "
+                      f"This can take up to {format_duration(timeout)}")
+    try:
+        took = _poll(ctx, "api-check", lambda: _api_ok(client), timeout, clock, sleep,
+                     what=f"the API server at {control_plane_url(ctx)}")
+    finally:
+        if client is not ctx.store.get("api_client"):
+            client.close()
+    ctx.reporter.info("api-check", f"The API server is healthy after {_took(took)}")
+
+
+def _health_client(ctx: Any) -> apiclient.Client:
+    """admin.conf's credentials and CA, pointed at this control plane's URL (no RBAC needed for /healthz)."""
+    return apiclient.client_for(ctx, ctx.paths.admin_conf, server=control_plane_url(ctx))
+
+
+def _kubelet_ok(url: str) -> str | None:
+    """None when healthy, else why not."""
+    try:
+        # No proxies: an http_proxy in the environment must not capture a loopback health check.
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(url, timeout=5) as r:
+            body = r.read(64).decode("utf-8", errors="replace").strip()
+            return None if r.status == 200 and body == "ok" else f"HTTP {r.status}: {body!r}"
+    except urllib.error.HTTPError as e:
+        return f"HTTP {e.code}"
+    except (urllib.error.URLError, OSError) as e:
+        return str(getattr(e, "reason", e))
+
+
+def _api_ok(client: apiclient.Client) -> str | None:
+    try:
+        status, body = client.raw_get("/healthz")
+    except SecurityError:
+        raise  # a CA mismatch will not heal by waiting
+    except KbootdError as e:
+        return str(e)
+    return None if status == 200 and body.strip() == "ok" else f"/healthz returned HTTP {status}: {body.strip()[:200]!r}"
+
+
+def _poll(ctx: Any, phase: str, check: Callable[[], str | None], timeout: float,
+          clock: Callable[[], float], sleep: Callable[[float], None], *, what: str) -> float:
+    start = clock()
+    next_report = start + PROGRESS_EVERY
+    while True:
+        why = check()
+        now = clock()
+        if why is None:
+            return now - start
+        if now - start >= timeout:
+            raise WaitTimeout(f"{what} is not healthy after {format_duration(round(timeout))}: {why}",
+                              hint=failure_hint(ctx))
+        if now >= next_report:
+            ctx.reporter.info(phase, f"Still waiting for {what} ({now - start:.0f}s): {why}")
+            next_report = now + PROGRESS_EVERY
+        sleep(POLL_INTERVAL)
+
+
+def _took(seconds: float) -> str:
+    return f"{seconds * 1000:.0f}ms" if seconds < 1 else f"{seconds:.1f}s"
