@@ -174,8 +174,12 @@ def _get(doc: Mapping[str, Any], dotted: str) -> Any:
 
 
 def _show(v: Any) -> str:
-    return "[" + " ".join(map(str, v)) + "]" if isinstance(v, list) else str(v).lower() \
-        if isinstance(v, bool) else str(v)
+    """Values as kubeadm's warning prints them (Go's %v)."""
+    if isinstance(v, list):
+        return "[" + " ".join(map(str, v)) + "]"
+    if isinstance(v, bool):
+        return str(v).lower()
+    return str(v)
 
 
 def _check_kind(doc: Mapping[str, Any], where: str) -> None:
@@ -408,7 +412,11 @@ def effective_kubelet_argv(ctx: Any) -> list[str]:
             if not sep or key.startswith(("#", ";")):
                 continue
             if key == "Environment":
-                for word in shlex.split(value):
+                try:
+                    words = shlex.split(value)
+                except ValueError:  # unbalanced quotes: systemd would ignore the line too
+                    continue
+                for word in words:
                     k, _, v = word.partition("=")
                     env[k] = v
             elif key == "EnvironmentFile":
