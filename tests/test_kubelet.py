@@ -373,3 +373,19 @@ def test_dry_run_writes_nothing_and_runs_nothing(root: Path) -> None:
     assert '[dryrun] Would write file "/var/lib/kubelet/config.yaml"' in out
     assert "[dryrun] Would run: systemctl restart kubelet" in out
     assert "[host] Would run" not in out
+
+
+def test_divergence_warning_reads_like_kubeadms() -> None:
+    warnings: list[str] = []
+    k.kubelet_configuration(InitConfig(kubelet_overrides={**OVR, "clusterDNS": ["169.254.20.10"]}),
+                            warn=warnings.append)
+    assert warnings == ['The recommended value for "clusterDNS" in "KubeletConfiguration" is: [10.96.0.10]; '
+                        "the provided value is: [169.254.20.10]"]
+
+
+def test_unreadable_environment_line_is_skipped(root: Path) -> None:
+    ctx = make(root)
+    k.write_dropin(ctx)
+    put(root, "/etc/systemd/system/kubelet.service.d/30-bad.conf", '[Service]\nEnvironment="KUBELET_EXTRA_ARGS=--v=2\n')
+    argv = k.effective_kubelet_argv(ctx)
+    assert argv[0] == "/usr/bin/kubelet" and "--v=2" not in argv
