@@ -1,0 +1,145 @@
+"""Smoke: kbootd installed on a real Debian 12 host (systemd 252, cloud-init 22.4, Debian's
+python3 libraries) works, and two hosts on the private bridge reach each other.
+Two hosts boot once for the whole module."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+import yaml
+
+from kbootd.version import __version__
+from tests.e2e.hosts import Hosts
+from tests.e2e.nspawn import Host, Seed
+
+pytestmark = pytest.mark.e2e
+
+CP_IP, WORKER_IP = "10.213.0.10", "10.213.0.11"
+CONFIG_PATH = "/etc/kbootd/kbootd.yaml"
+INIT_CONFIG = textwrap.dedent(f"""\
+    apiVersion: kubeadm.k8s.io/v1beta4
+    kind: InitConfiguration
+    bootstrapTokens:
+    - token: abcdef.0123456789abcdef
+      ttl: 2h
+    localAPIEndpoint:
+      advertiseAddress: {CP_IP}
+      bindPort: 6443
+    nodeRegistration:
+      name: cp
+    ---
+    apiVersion: kubeadm.k8s.io/v1beta4
+    kind: ClusterConfiguration
+    kubernetesVersion: v1.30.4
+    networking:
+      podSubnet: 10.244.0.0/16
+    """)
+CP_SEED = Seed(user_data={"write_files": [
+    {"path": CONFIG_PATH, "permissions": "0600", "owner": "root:root", "content": INIT_CONFIG},
+]})
+# Everything init writes in a real run; a dry run must leave all of it as it was.
+KUBE_PATHS = ["/etc/kubernetes", "/var/lib/kubelet", "/var/lib/etcd", "/etc/containerd",
+              "/etc/systemd/system/kubelet.service.d", "/etc/default/kubelet"]
+
+
+@pytest.fixture(scope="module")
+def cp(e2e_hosts: Hosts) -> Host:
+    return e2e_hosts.boot("cp", ip=CP_IP, seed=CP_SEED)
+
+
+@pytest.fixture(scope="module")
+def worker(e2e_hosts: Hosts) -> Host:
+    return e2e_hosts.boot("worker", ip=WORKER_IP, kbootd=False)
+
+
+def test_boot_is_clean_and_seed_delivered(cp: Host) -> None:
+    failed = cp.run(["systemctl", "--failed", "--no-legend"]).stdout
+    assert cp.run(["systemctl", "is-system-running"], check=False).stdout.strip() == "running", failed
+    assert cp.wait_cloud_init() == "done"
+    result = json.loads(cp.read_file("/run/cloud-init/result.json"))["v1"]
+    assert result["errors"] == [], result
+    assert cp.instance_id in cp.run(["cloud-init", "query", "instance_id"]).stdout
+    assert cp.run(["hostname"]).stdout.strip() == "cp"
+    assert cp.run(["stat", "-c", "%a %U:%G", CONFIG_PATH]).stdout.split() == ["600", "root:root"]
+    assert cp.read_file(CONFIG_PATH) == INIT_CONFIG
+
+
+def test_kbootd_runs_on_debians_python_and_libraries(cp: Host) -> None:
+    out = cp.run(["kbootd", "version"]).stdout
+    assert f'GitVersion:"v{__version__}"' in out and 'PythonVersion:"3.11.' in out, out
+    probe = ("import json, kbootd, cryptography, kubernetes, yaml, requests, shtab, systemd\n"
+             "mods = (kbootd, cryptography, kubernetes, yaml, requests, shtab, systemd)\n"
+             "print(json.dumps({m.__name__: m.__path__[0] for m in mods}))\n")
+    where = json.loads(cp.run(["python3", "-c", probe]).stdout)
+    assert where.pop("kbootd") == "/usr/local/lib/python3.11/dist-packages/kbootd"
+    assert all(p.startswith("/usr/lib/python3/dist-packages/") for p in where.values()), where
+    assert cp.run(["python3", "-c", "import cryptography; print(cryptography.__version__)"]
+                  ).stdout.startswith("38."), "not Debian 12's python3-cryptography"
+
+
+def test_every_kbootd_module_imports_under_debian_12(cp: Host) -> None:
+    # Catches library API drift (cryptography 38, kubernetes 22.6, shtab 1.5) in modules
+    # the commands below do not reach yet.
+    probe = ("import importlib, pkgutil, traceback, kbootd\n"
+             "bad = 0\n"
+             "for m in pkgutil.walk_packages(kbootd.__path__, 'kbootd.'):\n"
+             "    if m.name.endswith('.__main__'):\n"
+             "        continue  # runs the CLI\n"
+             "    try:\n"
+             "        importlib.import_module(m.name)\n"
+             "    except Exception:\n"
+             "        bad += 1; print(m.name, traceback.format_exc(limit=-2))\n"
+             "raise SystemExit(bad)\n")
+    r = cp.run(["python3", "-c", probe], check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_config_print_init_defaults(cp: Host) -> None:
+    r = cp.run(["kbootd", "config", "print", "init-defaults"], check=False)
+    assert r.returncode == 0, r.stderr
+    kinds = [d["kind"] for d in yaml.safe_load_all(r.stdout) if d]
+    assert kinds[:2] == ["InitConfiguration", "ClusterConfiguration"], r.stdout
+
+
+def _snapshot(h: Host) -> str:
+    cmd = ["find", *KUBE_PATHS, "-printf", "%p %m %s %T@\n"]
+    return h.run(cmd, check=False).stdout        # a missing path: empty and rc 1, both fine
+
+
+def test_init_dry_run_writes_nothing(cp: Host) -> None:
+    before = _snapshot(cp)
+    r = cp.run(["kbootd", "init", "--dry-run", "--config", CONFIG_PATH,
+                "--ignore-preflight-errors=all", "-v", "5"], check=False, timeout=120)
+    if r.returncode != 0 and "engine is not built yet" in r.stderr:
+        # Today's honest state of kbootd, not a Debian 12 problem; becomes a real check
+        # (and any other failure is one already) as soon as the init engine lands.
+        pytest.xfail(r.stderr.strip().splitlines()[0])
+    assert r.returncode == 0, f"rc={r.returncode}\nstdout:\n{r.stdout[-3000:]}\nstderr:\n{r.stderr[-5000:]}"
+    assert _snapshot(cp) == before
+    assert cp.run(["test", "-e", "/etc/kubernetes"], check=False).returncode != 0
+
+
+# One TCP exchange per direction, inside the containers only (never from the root netns).
+SERVE = ("import socket, sys\n"
+         "s = socket.create_server((sys.argv[1], 7777))\n"
+         "c, _ = s.accept(); c.sendall(socket.gethostname().encode()); c.close()\n")
+ASK = ("import socket, sys, time\n"
+       "for _ in range(50):\n"
+       "    try:\n"
+       "        c = socket.create_connection((sys.argv[1], 7777), timeout=2); break\n"
+       "    except OSError:\n"
+       "        time.sleep(0.1)\n"
+       "print(c.recv(100).decode())\n")
+
+
+@pytest.mark.parametrize("direction", ["cp->worker", "worker->cp"])
+def test_hosts_reach_each_other_on_the_private_bridge(cp: Host, worker: Host, direction: str) -> None:
+    client, server = (cp, worker) if direction == "cp->worker" else (worker, cp)
+    unit = f"e2e-serve-{direction.replace('->', '-to-')}"
+    server.run(["systemd-run", f"--unit={unit}", "--property=RuntimeMaxSec=60",
+                "python3", "-c", SERVE, server.ip])
+    got = client.run(["python3", "-c", ASK, server.ip], timeout=30).stdout.strip()
+    assert got == server.name
+    assert client.run(["ip", "-4", "-o", "addr", "show", "eth0"]).stdout.split()[3] == f"{client.ip}/24"
