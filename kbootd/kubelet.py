@@ -15,12 +15,12 @@ from __future__ import annotations
 import copy
 import re
 import shlex
-import socket
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import yaml
 
+from kbootd import node
 from kbootd.config.model import ClusterConfig, ExtraArgs, InitConfig
 from kbootd.config.validate import service_ip, version_minor
 from kbootd.errors import ValidationError
@@ -259,10 +259,7 @@ def write_kubelet_config(ctx: Any, content: str | Mapping[str, Any], *,
 
 def host_name(ctx: Any) -> str:
     """The name the kubelet registers by default (os.Hostname, lower-cased)."""
-    raw = None
-    if not ctx.paths.is_host:
-        raw = (ctx.host.read_text("/etc/hostname") or "").strip() or None
-    return (raw or socket.gethostname()).strip().lower()
+    return node.host_name(ctx).strip().lower()
 
 
 def kubelet_flags(*, cri_socket: str, node_name: str, host_name: str, pause_image: str | None,

@@ -8,18 +8,23 @@ from kbootd.config import validate as v
 from kbootd.errors import ValidationError
 
 
+def host_name(ctx) -> str:
+    """The machine's host name as the kernel reports it (under a test root: its /etc/hostname)."""
+    if "host_name" not in ctx.store:
+        raw = None
+        if not ctx.paths.is_host:
+            raw = (ctx.host.read_text("/etc/hostname") or "").strip() or None
+        ctx.store["host_name"] = raw or socket.gethostname()
+    return ctx.store["host_name"]
+
+
 def node_name(ctx) -> str:
-    """--node-name / nodeRegistration.name, else the host name, lower-cased and validated."""
+    """--node-name / nodeRegistration.name, else the host name lower-cased, as kubeadm does."""
     cfg = ctx.init or ctx.join
     if cfg is not None and cfg.node.name:
         return cfg.node.name
     if "node_name" not in ctx.store:
-        raw = None
-        if not ctx.paths.is_host:
-            raw = (ctx.host.read_text("/etc/hostname") or "").strip() or None
-        raw = raw or socket.gethostname()
-        ctx.store["node_name"] = v.node_name(raw.split(".")[0] if "." in raw and not raw.endswith(".") else raw,
-                                             "host name (set --node-name to override)")
+        ctx.store["node_name"] = v.node_name(host_name(ctx), "host name (set --node-name to override)")
     return ctx.store["node_name"]
 
 

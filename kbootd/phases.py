@@ -6,7 +6,11 @@ from kbootd.workflow import Phase
 
 _M = "kbootd.manifests.phase"
 
+# cri runs first: it loads br_netfilter and sets ip_forward, which preflight then checks,
+# so a fresh machine needs no manual preparation (k3s does the same).
 INIT: tuple[Phase, ...] = (
+    Phase("cri", "Configure the container runtime (crictl, containerd/CRI-O, kernel modules, sysctls)",
+          run="kbootd.cri:configure"),
     Phase("preflight", "Run pre-flight checks", run="kbootd.preflight:run_init"),
     Phase("etcd", "Generate the static Pod manifest for the local etcd", run_if=f"{_M}:skip_if_external_etcd",
           children=(Phase("local", "Generate the static Pod manifest for a local, single-node etcd",
@@ -18,8 +22,6 @@ INIT: tuple[Phase, ...] = (
                     run=f"{_M}:controller_manager"),
               Phase("scheduler", "Generate the kube-scheduler static Pod manifest", run=f"{_M}:scheduler"),
           )),
-    Phase("cri", "Configure the container runtime (crictl, containerd/CRI-O, kernel modules, sysctls)",
-          run="kbootd.cri:configure"),
     Phase("kubelet-start", "Write the kubelet settings and (re)start the kubelet", run="kbootd.kubelet:start"),
 )
 
