@@ -209,13 +209,21 @@ def path_of(ctx: Context, spec: KubeconfigSpec) -> str:
     return ctx.paths.kubeconfig(spec.file)
 
 
-def _read_ref(ctx: Context, path: str | None) -> bytes | None:
-    return ctx.host.read_bytes(path) if path else None
+def _read_ref(ctx: Context, path: str | None, where: str) -> bytes | None:
+    """A file a kubeconfig points to (kubelet.conf does after certificate rotation)."""
+    if not path:
+        return None
+    if not path.startswith("/"):
+        raise ValidationError(f"{where}: refers to {path!r}; kbootd needs an absolute path there")
+    data = ctx.host.read_bytes(path)
+    if data is None:
+        raise ValidationError(f"{where}: refers to {path}, which does not exist")
+    return data
 
 
 def _problems(ctx: Context, spec: KubeconfigSpec, kc: Kubeconfig, ca_cert: x509.Certificate, path: str) -> list[str]:
     problems = []
-    ca_pem = kc.ca_pem or _read_ref(ctx, kc.ca_file)
+    ca_pem = kc.ca_pem or _read_ref(ctx, kc.ca_file, path)
     if ca_pem is None:
         problems.append("it has no certificate-authority-data")
     else:
@@ -226,8 +234,8 @@ def _problems(ctx: Context, spec: KubeconfigSpec, kc: Kubeconfig, ca_cert: x509.
     want = server_for(ctx, spec)
     if kc.server != want:
         problems.append(f"its server is {kc.server}, expected {want}")
-    cert_pem = kc.client_cert_pem or _read_ref(ctx, kc.client_cert_file)
-    key_pem = kc.client_key_pem or _read_ref(ctx, kc.client_key_file)
+    cert_pem = kc.client_cert_pem or _read_ref(ctx, kc.client_cert_file, path)
+    key_pem = kc.client_key_pem or _read_ref(ctx, kc.client_key_file, path)
     if cert_pem is None:
         if not kc.token:
             problems.append(f"user {kc.user_name!r} has no client certificate or token")

@@ -275,3 +275,28 @@ def test_a_provided_kubeconfig_with_a_token_is_accepted(root: Path) -> None:
     ctx = make_ctx(root)
     kc.admin(ctx)
     assert lines(ctx) == ['[kubeconfig] Using existing kubeconfig file: "/etc/kubernetes/admin.conf"']
+
+
+def _rotated_kubelet_conf(root: Path, ref: str) -> None:
+    """kubelet.conf as the kubelet leaves it after rotating its client certificate."""
+    got = kc.parse_kubeconfig(conf(root, "kubelet.conf").read_bytes(), "kubelet.conf")
+    write(root / "var/lib/kubelet/pki/kubelet-client-current.pem", got.client_cert_pem + got.client_key_pem)
+    doc = yaml.safe_load(conf(root, "kubelet.conf").read_text())
+    doc["users"][0]["user"] = {"client-certificate": ref, "client-key": ref}
+    conf(root, "kubelet.conf").write_text(yaml.safe_dump(doc))
+
+
+@pytest.mark.parametrize("ref,error", [
+    ("/var/lib/kubelet/pki/kubelet-client-current.pem", None),
+    ("kubelet-client-current.pem", "needs an absolute path"),
+    ("/var/lib/kubelet/pki/gone.pem", "which does not exist"),
+])
+def test_kubelet_conf_with_a_rotated_certificate_file(root: Path, done, ref: str, error: str | None) -> None:  # noqa: ANN001
+    _rotated_kubelet_conf(root, ref)
+    ctx = make_ctx(root)
+    if error:
+        with pytest.raises(ValidationError, match=r"^/etc/kubernetes/kubelet\.conf: refers to .*" + error):
+            kc.kubelet(ctx)
+    else:
+        kc.kubelet(ctx)
+        assert lines(ctx) == ['[kubeconfig] Using existing kubeconfig file: "/etc/kubernetes/kubelet.conf"']
