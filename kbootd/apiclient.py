@@ -738,13 +738,16 @@ def client_for(ctx: Any, kubeconfig: str | None = None, *, server: str | None = 
                timeout: float | None = None) -> Client:
     """A client from a kubeconfig (admin.conf by default); the dry-run client in dry-run.
 
-    ctx.store["api_client"], when set, is used as is (tests, and a client already built).
+    ctx.store["api_client"], when set, is used as is (tests, and a client already built),
+    except that dry-run only ever uses a DryRunClient.
     """
-    if ctx.store.get("api_client") is not None:
-        return ctx.store["api_client"]
+    given = ctx.store.get("api_client")
+    if ctx.dry_run:
+        # Never a real client in dry-run, whatever was handed over.
+        return given if isinstance(given, DryRunClient) else DryRunClient(ctx.reporter.out)
+    if given is not None:
+        return given
     if timeout is None:
         timeout = ctx.init.timeouts.kubernetes_api_call if ctx.init is not None else DEFAULT_TIMEOUT
-    if ctx.dry_run:
-        return DryRunClient(ctx.reporter.out)
     kc = load_kubeconfig(ctx, kubeconfig or ctx.paths.admin_conf)
     return Client(KubernetesTransport(kc, server=server), timeout=timeout)

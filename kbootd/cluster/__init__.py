@@ -30,7 +30,7 @@ def cluster_admins_binding() -> dict[str, Any]:
 def admin_client(ctx: Any) -> Client:
     """The shared client for init's cluster phases (ctx.store["api_client"])."""
     client = ctx.store.get("api_client")
-    if client is None:
+    if client is None or (ctx.dry_run and not client.dry_run):
         client = apiclient.client_for(ctx)
         ctx.store["api_client"] = client
     if not ctx.store.get("cluster_admins_ensured"):
