@@ -5,6 +5,17 @@ from __future__ import annotations
 from kbootd.workflow import Phase
 
 _M = "kbootd.manifests.phase"
+_P = "kbootd.pki.phase"
+_K = "kbootd.kubeconfig"
+_ETCD = f"{_P}:local_etcd_only"
+
+
+def _cert(name: str, summary: str, etcd: bool = False) -> Phase:
+    return Phase(name, summary, run=f"{_P}:{name.replace('-', '_')}", run_if=_ETCD if etcd else None)
+
+
+def _kubeconfig(name: str, summary: str) -> Phase:
+    return Phase(name, summary, run=f"{_K}:{name.replace('-', '_')}")
 
 # cri runs first: it loads br_netfilter and sets ip_forward, which preflight then checks,
 # so a fresh machine needs no manual preparation (k3s does the same).
@@ -12,6 +23,27 @@ INIT: tuple[Phase, ...] = (
     Phase("cri", "Configure the container runtime (crictl, containerd/CRI-O, kernel modules, sysctls)",
           run="kbootd.cri:configure"),
     Phase("preflight", "Run pre-flight checks", run="kbootd.preflight:run_init"),
+    Phase("certs", "Certificate generation", run=f"{_P}:certs", children=(
+        _cert("ca", "Generate the self-signed Kubernetes CA to provision identities for other components"),
+        _cert("apiserver", "Generate the certificate for serving the Kubernetes API"),
+        _cert("apiserver-kubelet-client", "Generate the certificate for the API server to connect to kubelet"),
+        _cert("front-proxy-ca", "Generate the self-signed CA to provision identities for front proxy"),
+        _cert("front-proxy-client", "Generate the certificate for the front proxy client"),
+        _cert("etcd-ca", "Generate the self-signed CA to provision identities for etcd", etcd=True),
+        _cert("etcd-server", "Generate the certificate for serving etcd", etcd=True),
+        _cert("etcd-peer", "Generate the certificate for etcd nodes to communicate with each other", etcd=True),
+        _cert("etcd-healthcheck-client", "Generate the certificate for liveness probes to healthcheck etcd",
+              etcd=True),
+        _cert("apiserver-etcd-client", "Generate the certificate the apiserver uses to access etcd", etcd=True),
+        _cert("sa", "Generate a private key for signing service account tokens along with its public key"),
+    )),
+    Phase("kubeconfig", "Generate all kubeconfig files", run=f"{_K}:kubeconfig", children=(
+        _kubeconfig("admin", "Generate a kubeconfig file for the admin to use and for kubeadm itself"),
+        _kubeconfig("super-admin", "Generate a kubeconfig file for the super-admin"),
+        _kubeconfig("kubelet", "Generate a kubeconfig file for the kubelet to use *only* for cluster bootstrapping"),
+        _kubeconfig("controller-manager", "Generate a kubeconfig file for the controller manager to use"),
+        _kubeconfig("scheduler", "Generate a kubeconfig file for the scheduler to use"),
+    )),
     Phase("etcd", "Generate the static Pod manifest for the local etcd", run_if=f"{_M}:skip_if_external_etcd",
           children=(Phase("local", "Generate the static Pod manifest for a local, single-node etcd",
                           run=f"{_M}:etcd_local"),)),

@@ -47,8 +47,6 @@ BROKEN = [
     (FakeFacts(busy_ports={2380}), {}, "Port-2380", True),
     (FakeFacts(), {"/etc/kubernetes/manifests/kube-apiserver.yaml": "x"},
      "FileAvailable--etc-kubernetes-manifests-kube-apiserver.yaml", True),
-    (FakeFacts(), {"/etc/kubernetes/admin.conf": "x"}, "FileAvailable--etc-kubernetes-admin.conf", True),
-    (FakeFacts(), {"/etc/kubernetes/kubelet.conf": "x"}, "FileAvailable--etc-kubernetes-kubelet.conf", True),
     (FakeFacts(), {"/var/lib/etcd/member/wal": "x"}, "DirAvailable--var-lib-etcd", True),
     (FakeFacts(), {"/proc/sys/net/ipv4/ip_forward": "0\n"}, "FileContent--proc-sys-net-ipv4-ip_forward", True),
     (FakeFacts(cri="connection refused"), {}, "CRI", True),
@@ -85,13 +83,13 @@ def test_ignoring_a_check_by_name_turns_it_into_a_warning(root, facts, files, na
 
 
 def test_every_failure_is_reported_at_once_and_all_ignores_them(root):
-    files = {"/etc/kubernetes/admin.conf": "x"}
+    files = {"/etc/kubernetes/manifests/etcd.yaml": "x"}
     broken = FakeFacts(uid=1000, busy_ports={6443, 2379}, cri="no such file or directory", cpus=1,
                        units={"kubelet": "disabled"})
     _, err = run(run_init, root, broken, files)
     assert err is not None and err.exit_code == 2
     failed = [ln.split("]")[0].removeprefix("\t[ERROR ") for ln in str(err).splitlines()[1:]]
-    assert failed == ["IsPrivilegedUser", "NumCPU", "Port-6443", "FileAvailable--etc-kubernetes-admin.conf",
+    assert failed == ["IsPrivilegedUser", "NumCPU", "Port-6443", "FileAvailable--etc-kubernetes-manifests-etcd.yaml",
                       "CRI", "Port-2379"]
     assert "Service-Kubelet" not in str(err)  # a warning is printed, never fatal
     ctx, err = run(run_init, root, broken, files, ignore=("all",))

@@ -115,9 +115,8 @@ def init_checks(ctx: Context) -> list[Check]:
         port(KUBE_SCHEDULER_PORT),
         port(KUBE_CONTROLLER_MANAGER_PORT),
         *(file_available(paths.manifest(name)) for name in STATIC_PODS),
-        # kbootd.kubeconfig decides later whether an existing file may be reused.
-        *(file_available(p) for p in (paths.admin_conf, paths.super_admin_conf, paths.kubelet_conf,
-                                      paths.controller_manager_conf, paths.scheduler_conf)),
+        # Existing kubeconfig files are not a preflight matter (kubeadm has no such check):
+        # the kubeconfig phase reuses a valid one and rejects a mismatched one by name.
         Check("HTTPProxy", c.http_proxy(advertise), WARNING),
         *(Check("HTTPProxyCIDR", c.http_proxy_cidr(x), WARNING) for x in cidrs),
         *common_checks(ctx, cluster.kubernetes_version),
