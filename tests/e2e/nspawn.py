@@ -272,7 +272,7 @@ class Host:
         self.instance_id = ""
         self.netns: str | None = None
         self.proc: subprocess.Popen[bytes] | None = None
-        self.failed = False          # set by fixtures when a test using this host failed
+        self.failed = False          # set True to keep its journal/console log on close()
         self.artefacts: Path | None = None
         self._cg = f"{CGROUP_TOP}/{RUN_ID}/{self.machine}"
 
