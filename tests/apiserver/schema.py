@@ -256,6 +256,7 @@ class Resource:
     verbs: tuple[str, ...] = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
     field_labels: tuple[str, ...] = ()
     subresources: tuple[str, ...] = ()
+    returns_deleted: bool = False  # DELETE answers with the object rather than a Status
 
     @property
     def api_version(self) -> str:
@@ -282,9 +283,9 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("", "v1", "configmaps", "configmap", "ConfigMap", True, CONFIG_MAP, short_names=("cm",)),
     Resource("", "v1", "secrets", "secret", "Secret", True, SECRET, field_labels=("type",)),
     Resource("", "v1", "serviceaccounts", "serviceaccount", "ServiceAccount", True, SERVICE_ACCOUNT,
-             short_names=("sa",)),
+             short_names=("sa",), returns_deleted=True),
     Resource("", "v1", "services", "service", "Service", True, SERVICE, status_subresource=True,
-             short_names=("svc",), subresources=("status",),
+             short_names=("svc",), subresources=("status",), returns_deleted=True,
              verbs=("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")),
     Resource("", "v1", "nodes", "node", "Node", False, NODE, status_subresource=True, short_names=("no",),
              field_labels=("spec.unschedulable",), subresources=("status",)),

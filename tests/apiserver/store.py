@@ -316,7 +316,7 @@ class Store:
         admit: Admit | None = None,
         dry_run: bool = False,
     ) -> dict[str, Any]:
-        """Removes the object and returns it (with the deletion's resourceVersion). 404 if missing."""
+        """Removes the object and returns it as it was last stored. 404 if missing."""
         res = _res(resource)
         with self.lock:
             old = self._objects.get(_key(res, namespace, name))
@@ -340,7 +340,8 @@ class Store:
             if res.plural == "services":
                 for ip in (old.get("spec") or {}).get("clusterIPs") or []:
                     self.service_ips.release(ip)
-            return self._commit(res, "DELETED", copy.deepcopy(old))
+            self._commit(res, "DELETED", copy.deepcopy(old))  # the event carries the deletion's version
+            return copy.deepcopy(old)
 
     def seed(self, obj: dict[str, Any], *, manager: str = DEFAULT_MANAGER) -> dict[str, Any]:
         """Create, or update in place if it exists (handy for tests that set the scene)."""
