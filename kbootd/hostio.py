@@ -47,6 +47,7 @@ class Host:
     say: Callable[[str], None] = print
     actions: list[Action] = field(default_factory=list)
     _overlay: dict[str, bytes | None] = field(default_factory=dict)
+    _dry_dirs: set[str] = field(default_factory=set)
 
     @property
     def acts_on_host(self) -> bool:
@@ -128,10 +129,11 @@ class Host:
 
     def ensure_dir(self, host_path: str, mode: int = 0o755) -> None:
         real = self.paths.at(host_path)
-        if real.is_dir():
+        if real.is_dir() or host_path in self._dry_dirs:
             return
         self.actions.append(Action("mkdir", host_path, mode))
         if self.dry_run:
+            self._dry_dirs.add(host_path)
             self.say(f'[dryrun] Would ensure that "{host_path}" directory is present')
             return
         real.parent.mkdir(mode=0o755, parents=True, exist_ok=True)

@@ -55,7 +55,29 @@ INIT: tuple[Phase, ...] = (
               Phase("scheduler", "Generate the kube-scheduler static Pod manifest", run=f"{_M}:scheduler"),
           )),
     Phase("kubelet-start", "Write the kubelet settings and (re)start the kubelet", run="kbootd.kubelet:start"),
+    # The cluster half: everything below talks to the API server.
+    Phase("wait-control-plane", "Wait for the kubelet to boot the control plane and the API server to answer",
+          run="kbootd.cluster.waitcp:wait_control_plane"),
+    Phase("upload-config", "Upload the kubeadm and kubelet configurations to ConfigMaps", children=(
+        Phase("kubeadm", "Upload the kubeadm ClusterConfiguration to the kubeadm-config ConfigMap",
+              run="kbootd.cluster.uploadconfig:upload_kubeadm"),
+        Phase("kubelet", "Upload the kubelet configuration to the kubelet-config ConfigMap",
+              run="kbootd.cluster.uploadconfig:upload_kubelet"),
+    )),
+    Phase("mark-control-plane", "Label and taint the node as a control plane",
+          run="kbootd.cluster.markcp:mark_control_plane"),
+    Phase("bootstrap-token", "Create bootstrap tokens, the cluster-info ConfigMap and the RBAC for joining nodes",
+          run="kbootd.cluster.bootstraptoken:bootstrap_token"),
+    Phase("addon", "Install the required add-ons", children=(
+        Phase("coredns", "Install the CoreDNS add-on", run="kbootd.cluster.addons:coredns",
+              run_if="kbootd.cluster.addons:dns_skip_reason"),
+        Phase("kube-proxy", "Install the kube-proxy add-on", run="kbootd.cluster.addons:kube_proxy",
+              run_if="kbootd.cluster.addons:proxy_skip_reason"),
+    )),
 )
+
+# The init phases that touch only this machine (no API server needed).
+INIT_LOCAL = tuple(p.name for p in INIT[: [p.name for p in INIT].index("wait-control-plane")])
 
 JOIN: tuple[Phase, ...] = ()
 

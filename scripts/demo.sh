@@ -28,9 +28,15 @@ YAML
 echo "== kbootd phase init (the phases of init)"
 .venv/bin/kbootd phase init
 echo
-echo "== kbootd init --root $ROOT --config <embedded default>"
+CLUSTER_PHASES=wait-control-plane,upload-config,mark-control-plane,bootstrap-token,addon
+echo "== kbootd init --root $ROOT --config <embedded default>: this node's half, written for real"
 # Preflight inspects the real machine, which is not the sandbox: its failures are reported, not fatal here.
-.venv/bin/kbootd init --root "$ROOT" --config "$CONFIG" --ignore-preflight-errors=all
+.venv/bin/kbootd init --root "$ROOT" --config "$CONFIG" --ignore-preflight-errors=all \
+  --skip-phases "$CLUSTER_PHASES"
+echo
+echo "== kbootd init --dry-run: the cluster half (no API server here), the objects it would create"
+.venv/bin/kbootd init --root "$ROOT" --config "$CONFIG" --ignore-preflight-errors=all --dry-run \
+  --skip-phases cri,preflight,certs,kubeconfig,etcd,control-plane,kubelet-start
 echo
 echo "== files written under $ROOT"
 (cd "$ROOT" && find . -type f -printf '%m %p\n' | sort -k2)

@@ -6,7 +6,7 @@ import pytest
 
 from kbootd import engine, workflow
 from kbootd.config.load import load_file
-from kbootd.phases import INIT
+from kbootd.phases import INIT, INIT_LOCAL
 from kbootd.report import RecordingReporter
 from kbootd.reset import ResetOptions
 from tests.conftest import tree_snapshot
@@ -34,7 +34,9 @@ EXPECTED = {
     "etc/systemd/system/kubelet.service.d/10-kbootd.conf": 0o644, "etc/crictl.yaml": 0o644,
     "etc/kubernetes/pki/": 0o700, "etc/kubernetes/pki/etcd/": 0o700,
 }
-LOCAL = [p.name for p in INIT]
+LOCAL = list(INIT_LOCAL)
+# This file is about the node-local half: no API server here.
+CLUSTER = tuple(p.name for p in INIT if p.name not in INIT_LOCAL)
 
 
 @pytest.fixture(autouse=True)
@@ -50,6 +52,7 @@ def cfg():
 def init(root, **kw):
     rep = RecordingReporter()
     kw.setdefault("ignore_preflight_errors", ("all",))  # the test machine is not a cluster node
+    kw.setdefault("skip_phases", CLUSTER)
     ctx = engine.run("init", cfg(), reporter=rep, root=str(root), **kw)
     return ctx, rep
 
@@ -117,5 +120,21 @@ def test_init_reset_init_gives_a_new_ca(root):
 def test_fixture_config_runs(root):
     rep = RecordingReporter()
     engine.run("init", load_file(str(FIXTURE), "init", print), reporter=rep, root=str(root),
-               ignore_preflight_errors=("all",))
+               ignore_preflight_errors=("all",), skip_phases=CLUSTER)
     assert (root / "etc/kubernetes/manifests/kube-apiserver.yaml").exists()
+
+
+def test_cli_full_dry_run_prints_objects_and_join_command_without_secrets(root, run_cli, tmp_path):
+    conf = tmp_path / "k.yaml"
+    conf.write_text(CFG_TEXT.replace("kind: InitConfiguration\n",
+                                     "kind: InitConfiguration\nbootstrapTokens: [{token: abcdef.0123456789abcdef}]\n"))
+    before = tree_snapshot(root)
+    rc, out, err = run_cli("init", "--dry-run", "--root", str(root), "--config", str(conf),
+                           "--ignore-preflight-errors=all")
+    assert rc == 0, err
+    assert tree_snapshot(root) == before
+    assert "0123456789abcdef" not in out + err
+    assert "MDEyMzQ1Njc4OWFiY2RlZg" not in out + err  # nor its base64 in the Secret
+    assert 'Would perform action CREATE on resource "secrets"' in out
+    assert "kbootd join 10.0.0.10:6443 --token abcdef.<redacted>" in out
+    assert "--discovery-token-ca-cert-hash sha256:" in out

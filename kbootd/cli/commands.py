@@ -6,7 +6,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
-from kbootd.errors import ValidationError
+from kbootd.errors import KbootdError, ValidationError
 
 if TYPE_CHECKING:
     import argparse
@@ -132,6 +132,87 @@ def token_generate(args: argparse.Namespace) -> int:
 
     # Printing the secret is the purpose of this command; stdout is the operator's.
     sys.stdout.write(BootstrapToken.generate().full + "\n")
+    return 0
+
+
+def _api_context(args: argparse.Namespace, dry_run: bool = False):
+    from kbootd.context import make_context
+
+    return make_context(root=args.root or "/", reporter=_reporter(args), dry_run=dry_run)
+
+
+def _kubeconfig(args: argparse.Namespace, ctx) -> str:
+    if args.kubeconfig:
+        # A user-given file is read through the root like every host path.
+        return args.kubeconfig if args.kubeconfig.startswith("/") else os.path.abspath(args.kubeconfig)
+    return ctx.paths.admin_conf
+
+
+def token_create(args: argparse.Namespace) -> int:
+    from kbootd.cluster import tokens
+    from kbootd.duration import parse_duration
+
+    ctx = _api_context(args)
+    kw: dict[str, Any] = {"ttl": parse_duration(args.ttl, what="--ttl"), "description": args.description,
+                          "print_join_command": args.print_join_command}
+    if args.usages is not None:
+        kw["usages"] = args.usages
+    if args.groups is not None:
+        kw["groups"] = args.groups
+    # The new token (or join command) is this command's output: straight to stdout, unredacted.
+    sys.stdout.write(tokens.run_create(ctx, _kubeconfig(args, ctx), args.token, **kw))
+    return 0
+
+
+def token_list(args: argparse.Namespace) -> int:
+    from kbootd.cluster import tokens
+
+    ctx = _api_context(args)
+    sys.stdout.write(tokens.run_list(ctx, _kubeconfig(args, ctx), args.output))
+    return 0
+
+
+def token_delete(args: argparse.Namespace) -> int:
+    from kbootd.cluster import tokens
+
+    ctx = _api_context(args)
+    sys.stdout.write(tokens.run_delete(ctx, _kubeconfig(args, ctx), args.tokens))
+    return 0
+
+
+def config_view(args: argparse.Namespace) -> int:
+    from kbootd import apiclient
+
+    ctx = _api_context(args)
+    client = apiclient.client_for(ctx, _kubeconfig(args, ctx))
+    try:
+        cm = client.get("ConfigMap", "kubeadm-config", "kube-system")
+    finally:
+        client.close()
+    if not cm or "ClusterConfiguration" not in (cm.get("data") or {}):
+        raise KbootdError("the cluster has no kube-system/kubeadm-config ConfigMap (was it set up by kbootd or kubeadm?)")
+    sys.stdout.write(cm["data"]["ClusterConfiguration"])
+    return 0
+
+
+def config_upload(args: argparse.Namespace) -> int:
+    from kbootd.cluster import uploadconfig
+    from kbootd.context import make_context
+
+    rep = _reporter(args)
+    if args.upload_from == "from-file":
+        from kbootd.config.load import load_file
+
+        cfg = load_file(args.config, "init", lambda m: rep.warn("config", m))
+    else:
+        args.config = None
+        cfg = load_init(args, rep)
+    ctx = make_context(root=args.root or "/", reporter=rep, dry_run=args.dry_run, init=cfg)
+    if args.kubeconfig and not args.dry_run:
+        from kbootd import apiclient
+
+        ctx.store["api_client"] = apiclient.client_for(ctx, _kubeconfig(args, ctx))
+    uploadconfig.upload_all(ctx)
     return 0
 
 

@@ -89,6 +89,11 @@ def _join_flags(p: argparse.ArgumentParser) -> None:
     _preflight(p)
 
 
+def _kubeconfig_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kubeconfig", metavar="FILE",
+                   help="the kubeconfig to talk to the cluster with (default /etc/kubernetes/admin.conf)")
+
+
 def _reset_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-f", "--force", action="store_true", help="reset without asking for confirmation")
     p.add_argument("--cert-dir", metavar="DIR", default="/etc/kubernetes/pki", help="the certificates directory to delete")
@@ -134,9 +139,43 @@ def build(only: str | None = None) -> argparse.ArgumentParser:
         ts.required = True
         g = ts.add_parser("generate", help="Generate a random token locally; nothing is created on a server")
         g.set_defaults(_handler="kbootd.cli.commands:token_generate")
+        c = ts.add_parser("create", help="Create a bootstrap token on the server")
+        c.add_argument("token", nargs="?", metavar="TOKEN", help="the token to create; generated when not given")
+        c.add_argument("--ttl", default="24h", metavar="DURATION", help="time to live, e.g. 24h, 15m; 0 = never expires")
+        c.add_argument("--usages", action=CommaList, metavar="USAGES",
+                       help="signing,authentication (the default)")
+        c.add_argument("--groups", action=CommaList, metavar="GROUPS",
+                       help="extra groups, each starting with system:bootstrappers: "
+                            "(default system:bootstrappers:kubeadm:default-node-token)")
+        c.add_argument("--description", default="", help="a human-readable description")
+        c.add_argument("--print-join-command", action="store_true", help="print the whole join command instead")
+        c.set_defaults(_handler="kbootd.cli.commands:token_create")
+        ls = ts.add_parser("list", help="List bootstrap tokens on the server")
+        ls.add_argument("-o", "--output", choices=("text", "json", "yaml"), default="text")
+        ls.set_defaults(_handler="kbootd.cli.commands:token_list")
+        d = ts.add_parser("delete", help="Delete bootstrap tokens (by id, or whole token: only the id is used)")
+        d.add_argument("tokens", nargs="+", metavar="TOKEN_ID|TOKEN")
+        d.set_defaults(_handler="kbootd.cli.commands:token_delete")
+        for sp in (c, ls, d):
+            _kubeconfig_flag(sp)
+            _common(sp, dry_run=False)
     if (p := cmd("config", "Print and inspect configuration", "kbootd.cli.commands:config")):
         cs = p.add_subparsers(dest="config_command", metavar="SUBCOMMAND", parser_class=KbootdArgumentParser)
         cs.required = True
+        vw = cs.add_parser("view", help="Print the cluster's ClusterConfiguration (the kubeadm-config ConfigMap)")
+        vw.set_defaults(_handler="kbootd.cli.commands:config_view")
+        up = cs.add_parser("upload", help="Upload the configuration to the kubeadm-config and kubelet-config ConfigMaps")
+        ups = up.add_subparsers(dest="upload_from", metavar="SOURCE", parser_class=KbootdArgumentParser)
+        ups.required = True
+        uf = ups.add_parser("from-file", help="Upload a kubeadm configuration file")
+        uf.add_argument("--config", required=True, metavar="FILE", help="the kubeadm configuration file")
+        ul = ups.add_parser("from-flags", help="Upload a configuration built from init's flags")
+        _init_flags(ul)
+        for sp in (vw, uf, ul):
+            sp.set_defaults(_handler="kbootd.cli.commands:config_view" if sp is vw
+                            else "kbootd.cli.commands:config_upload")
+            _kubeconfig_flag(sp)
+            _common(sp, dry_run=sp is not vw)
         pr = cs.add_parser("print", help="Print default configuration")
         ps = pr.add_subparsers(dest="print_what", metavar="WHAT", parser_class=KbootdArgumentParser)
         ps.required = True

@@ -220,15 +220,10 @@ def delete_tokens(client: apiclient.Client, ids_or_tokens: list[str]) -> list[st
 
 def ca_pins(ca_pem: bytes) -> list[str]:
     """The public-key pin of each certificate in a CA bundle (one flag each, as kubeadm prints)."""
-    from cryptography import x509
-
     from kbootd.pin import pin_of
+    from kbootd.pki.certs import load_cert_chain_pem
 
-    try:
-        certs = x509.load_pem_x509_certificates(ca_pem)
-    except ValueError as e:
-        raise ValidationError(f"the kubeconfig's certificate-authority-data is not a PEM certificate: {e}") from None
-    return [pin_of(c) for c in certs]
+    return [pin_of(c) for c in load_cert_chain_pem(ca_pem, "the kubeconfig's certificate-authority-data")]
 
 
 def join_command(kc: apiclient.KubeConfig, token: BootstrapToken, program: str = "kbootd") -> str:
