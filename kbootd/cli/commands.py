@@ -26,27 +26,22 @@ def _env_kubernetes_dir(rep: Any) -> str | None:
     return d
 
 
-def load_init(args: argparse.Namespace, rep: Any):
-    from kbootd.config.load import config_conflicts, init_from_flags, load_file
+def _load(args: argparse.Namespace, rep: Any, role: str):
+    from kbootd.config.load import config_conflicts, init_from_flags, join_from_flags, load_file
 
     config_conflicts(args)
     warn = lambda msg: rep.warn("config", msg)  # noqa: E731
     if args.config:
-        cfg = load_file(args.config, "init", warn)
-    else:
-        cfg = init_from_flags(args, warn)
-    return cfg
+        return load_file(args.config, role, warn)
+    return (init_from_flags if role == "init" else join_from_flags)(args, warn)
+
+
+def load_init(args: argparse.Namespace, rep: Any):
+    return _load(args, rep, "init")
 
 
 def load_join(args: argparse.Namespace, rep: Any):
-    from kbootd.config.load import config_conflicts, join_from_flags, load_file
-
-    config_conflicts(args)
-    warn = lambda msg: rep.warn("config", msg)  # noqa: E731
-    if args.config:
-        cfg = load_file(args.config, "join", warn)
-    else:
-        cfg = join_from_flags(args, warn)
+    cfg = _load(args, rep, "join")
     if getattr(args, "discovery_timeout", None):
         from dataclasses import replace
 

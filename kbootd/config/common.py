@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kbootd.config import validate as v
-from kbootd.config.model import BootstrapTokenSpec, ExtraArgs, NodeRegistration, Taint
+from kbootd.config.model import BootstrapTokenSpec, ExtraArgs, Networking, NodeRegistration, Taint
 from kbootd.config.yamlsrc import Fields
 from kbootd.duration import parse_duration
 from kbootd.errors import ValidationError
@@ -98,3 +98,18 @@ def feature_gates(f: Fields, key: str) -> tuple[tuple[str, bool], ...]:
         if not isinstance(val, bool):
             raise ValidationError(f"{f.where(key)}.{name}: expected true or false, got {val!r}")
     return v.feature_gates(tuple((str(k), val) for k, val in raw.items()), f.where(key))
+
+
+def networking(f: Fields | None) -> Networking:
+    """The `networking` block: the same in v1alpha1 and v1beta4."""
+    net = Networking()
+    if f is None:
+        return net
+    net = Networking(
+        service_subnet=f.str("serviceSubnet", net.service_subnet, check=v.cidrs),
+        pod_subnet=f.str("podSubnet", check=v.cidrs),
+        dns_domain=f.str("dnsDomain", net.dns_domain, check=v.dns_domain),
+    )
+    v.check_overlap(net.service_subnet, net.pod_subnet, f.where("podSubnet"))
+    f.finish()
+    return net

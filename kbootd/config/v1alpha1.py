@@ -13,7 +13,6 @@ from kbootd.config.model import (
     InitConfig,
     JoinConfig,
     LocalEtcd,
-    Networking,
     NodeRegistration,
 )
 from kbootd.config.yamlsrc import Fields
@@ -44,15 +43,7 @@ def master(f: Fields, warn, source: str) -> InitConfig:
             local = None
         else:
             local = LocalEtcd(data_dir=data_dir, image=image, extra_args=extra)
-    net = Networking()
-    if (nf := f.sub("networking")) is not None:
-        net = Networking(
-            service_subnet=nf.str("serviceSubnet", net.service_subnet, check=v.cidrs),
-            pod_subnet=nf.str("podSubnet", check=v.cidrs),
-            dns_domain=nf.str("dnsDomain", net.dns_domain, check=v.dns_domain),
-        )
-        v.check_overlap(net.service_subnet, net.pod_subnet, nf.where("podSubnet"))
-        nf.finish()
+    net = common.networking(f.sub("networking"))
     modes = f.str_list("authorizationModes", d.authorization_modes)
     for m in modes:
         v.one_of(v.AUTHORIZATION_MODES)(m, f.where("authorizationModes"))

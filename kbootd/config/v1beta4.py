@@ -16,7 +16,6 @@ from kbootd.config.model import (
     InitConfig,
     JoinConfig,
     LocalEtcd,
-    Networking,
     Timeouts,
 )
 from kbootd.config.yamlsrc import Fields
@@ -103,16 +102,7 @@ def cluster(f: Fields, warn) -> ClusterConfig:
             xf.finish()
             local = None
         ef.finish()
-    nf = f.sub("networking")
-    net = Networking()
-    if nf is not None:
-        net = Networking(
-            service_subnet=nf.str("serviceSubnet", net.service_subnet, check=v.cidrs),
-            pod_subnet=nf.str("podSubnet", check=v.cidrs),
-            dns_domain=nf.str("dnsDomain", net.dns_domain, check=v.dns_domain),
-        )
-        v.check_overlap(net.service_subnet, net.pod_subnet, nf.where("podSubnet"))
-        nf.finish()
+    net = common.networking(f.sub("networking"))
     api, sans = _component(f.sub("apiServer"), with_sans=True)
     cm, _ = _component(f.sub("controllerManager"))
     sch, _ = _component(f.sub("scheduler"))
