@@ -11,6 +11,7 @@ list's TOKEN column, the created token, the join command), never in a message.
 
 from __future__ import annotations
 
+import hmac
 import json
 import re
 from collections.abc import Callable
@@ -191,16 +192,29 @@ def create_token(client: apiclient.Client, token: BootstrapToken | None = None, 
     secret = token_secret(token, secret_data(token, expires=expiration(None, ttl, now), usages=usages,
                                              groups=groups, description=description))
 
+    tried = False
+
     def attempt() -> None:
+        nonlocal tried
+        retrying, tried = tried, True
         try:
             client.create(secret)
         except apiclient.APIError as e:
-            if e.already_exists:
+            # A retry after a lost answer finds the Secret our first attempt created: that is success.
+            if e.already_exists and not (retrying and _holds_secret(client, token)):
                 raise KbootdError(f"a token with id {token.id!r} already exists") from None
-            raise
+            if not e.already_exists:
+                raise
 
     client.retry(attempt, f"create bootstrap token {token.id}")
     return token
+
+
+def _holds_secret(client: apiclient.Client, token: BootstrapToken) -> bool:
+    """True when the live Secret for token.id is this very token (same secret)."""
+    live = client.get("Secret", token.secret_name, NAMESPACE)
+    have = decode_secret(live).get("token-secret", "") if live else ""
+    return hmac.compare_digest(have.encode(), token.secret.encode())
 
 
 def delete_tokens(client: apiclient.Client, ids_or_tokens: list[str]) -> list[str]:
@@ -210,9 +224,15 @@ def delete_tokens(client: apiclient.Client, ids_or_tokens: list[str]) -> list[st
         raise ValidationError("token delete: give at least one token id or token")
     lines = []
     for tid in ids:
-        gone = client.retry(lambda tid=tid: client.delete("Secret", f"bootstrap-token-{tid}", NAMESPACE),
-                            f"delete bootstrap token {tid}")
-        if not gone:
+        tried = False
+
+        def attempt(tid: str = tid) -> bool:
+            nonlocal tried
+            retrying, tried = tried, True
+            # A retry that finds nothing: the attempt whose answer was lost deleted it.
+            return client.delete("Secret", f"bootstrap-token-{tid}", NAMESPACE) or retrying
+
+        if not client.retry(attempt, f"delete bootstrap token {tid}"):
             raise KbootdError(f'bootstrap token "{tid}" not found in {NAMESPACE}')
         lines.append(f'bootstrap token "{tid}" deleted')
     return lines
