@@ -309,8 +309,13 @@ class KubernetesTransport:
         if kc.cert_pem and kc.key_pem:
             conf.cert_file = self._file("cert", kc.cert_pem)
             conf.key_file = self._file("key", kc.key_pem)
-        if kc.tls_server_name and hasattr(conf, "tls_server_name"):
-            conf.tls_server_name = kc.tls_server_name
+        if kc.tls_server_name:
+            if hasattr(conf, "tls_server_name"):
+                conf.tls_server_name = kc.tls_server_name  # SNI and the name the certificate must hold
+            else:
+                # 22.6 has no tls_server_name: without this the name would be silently ignored and the
+                # certificate checked against the URL's host. urllib3 checks assert_hostname instead.
+                conf.assert_hostname = kc.tls_server_name
         if hasattr(conf, "retries"):
             conf.retries = False  # our own loop retries, with a deadline and progress
         self._rest = rest.RESTClientObject(conf)
