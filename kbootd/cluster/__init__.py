@@ -9,6 +9,7 @@ create-or-update helpers of kbootd.apiclient, so a re-run after a crash converge
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from kbootd import apiclient
@@ -97,6 +98,15 @@ def _wait_allowed(client: Client) -> None:
                 raise WaitTimeout(f"admin.conf's user is still not allowed after {client.timeout:g}s "
                                   f"of the {CLUSTER_ADMINS} ClusterRoleBinding existing: {e}") from e
         client.sleep(client.interval)
+
+
+def node_wait_reporter(ctx: Any, phase: str) -> Callable[[int, str, float], None]:
+    """on_retry for patch_node: say that we wait for the kubelet to register the Node, then every 20th try."""
+    def waiting(attempt: int, why: str, next_in: float) -> None:
+        if attempt == 1 or attempt % 20 == 0:
+            ctx.reporter.retry(phase, attempt, why, next_in)
+
+    return waiting
 
 
 def write_all(client: Client, objects: list[dict[str, Any]]) -> dict[str, str]:

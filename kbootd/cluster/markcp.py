@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from kbootd import apiclient
-from kbootd.cluster import admin_client
+from kbootd.cluster import admin_client, node_wait_reporter
 from kbootd.config.model import CONTROL_PLANE_TAINT, Taint
 from kbootd.node import node_name
 
@@ -58,10 +58,5 @@ def mark_control_plane(ctx: Any) -> None:
     if taints:
         ctx.reporter.info("mark-control-plane", f"Marking the node {name} as control-plane by adding the taints "
                           f"[{' '.join(taint_text(t) for t in taints)}]")
-    client = admin_client(ctx)
-
-    def waiting(attempt: int, why: str, next_in: float) -> None:
-        if attempt == 1 or attempt % 20 == 0:
-            ctx.reporter.retry("mark-control-plane", attempt, why, next_in)
-
-    apiclient.patch_node(client, name, lambda node: mark(node, taints), on_retry=waiting)
+    apiclient.patch_node(admin_client(ctx), name, lambda node: mark(node, taints),
+                         on_retry=node_wait_reporter(ctx, "mark-control-plane"))

@@ -10,7 +10,7 @@ import hashlib
 from typing import Any
 
 from kbootd import apiclient
-from kbootd.cluster import admin_client, kyaml, write_all
+from kbootd.cluster import admin_client, kyaml, node_wait_reporter, write_all
 from kbootd.config.printer import cluster_doc
 from kbootd.errors import KbootdError
 from kbootd.node import node_name
@@ -125,7 +125,8 @@ def annotate_cri_socket(ctx: Any, client: apiclient.Client) -> None:
     def mutate(node: dict[str, Any]) -> None:
         node.setdefault("metadata", {}).setdefault("annotations", {})[CRI_SOCKET_ANNOTATION] = socket
 
-    apiclient.patch_node(client, node_name(ctx), mutate)
+    # The first write that needs the kubelet to have registered the Node: say so while waiting.
+    apiclient.patch_node(client, node_name(ctx), mutate, on_retry=node_wait_reporter(ctx, "upload-config"))
 
 
 def upload_all(ctx: Any) -> None:
