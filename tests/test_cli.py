@@ -3,7 +3,6 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
@@ -11,9 +10,9 @@ import yaml
 from kbootd.cli.parser import build
 from kbootd.config.load import config_conflicts, init_from_flags, join_from_flags
 from kbootd.errors import ValidationError
+from tests.shared import FIXTURES
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-FIX = SHARED / "fixtures/kubeadm"
+FIX = FIXTURES / "kubeadm"
 
 
 def parse(*argv):

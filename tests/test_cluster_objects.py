@@ -23,8 +23,9 @@ from kbootd.config.model import Networking, Taint
 from kbootd.context import make_context
 from kbootd.report import RecordingReporter
 from kbootd.token import BootstrapToken
+from tests.shared import INIT_BASIC
 
-FIXTURES = Path("/work/shared/fixtures/kubeadm/init-basic")
+FIXTURES = INIT_BASIC
 SECRET = "0123456789abcdef"  # the fixture's token secret (test data)
 NOW = datetime(2026, 11, 24, 19, 1, 36, tzinfo=timezone.utc)  # 24h before the fixture's expiration
 

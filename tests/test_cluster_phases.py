@@ -32,8 +32,8 @@ from kbootd.context import make_context
 from kbootd.errors import KbootdError, ValidationError, WaitTimeout
 from kbootd.report import RecordingReporter
 from kbootd.token import BootstrapToken
+from tests.shared import FIXTURES
 
-FIXTURES = Path("/work/shared/fixtures")
 INIT = FIXTURES / "kubeadm/init-basic"
 RECORDED = FIXTURES / "apiserver"
 SECRET = "0123456789abcdef"

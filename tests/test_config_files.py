@@ -8,11 +8,10 @@ import pytest
 from kbootd.config.load import load_file
 from kbootd.config.model import ExternalEtcd, InitConfig, JoinConfig
 from kbootd.errors import ValidationError
+from tests.shared import INIT_BASIC
 
 DATA = Path(__file__).parent / "data"
-FIXTURE = Path("/work/shared/fixtures/kubeadm/init-basic/config.yaml")
-if not FIXTURE.exists():  # CI clones next to shared/
-    FIXTURE = Path(__file__).resolve().parents[2] / "shared/fixtures/kubeadm/init-basic/config.yaml"
+FIXTURE = INIT_BASIC / "config.yaml"
 
 warnings: list[str] = []
 

@@ -1,6 +1,5 @@
 """init's node-local half end to end in a temp root: files, modes, idempotence, crash/resume, dry-run, reset."""
 
-from pathlib import Path
 
 import pytest
 
@@ -11,8 +10,9 @@ from kbootd.report import RecordingReporter
 from kbootd.reset import ResetOptions
 from tests.conftest import tree_snapshot
 from tests.keycache import cached_keys
+from tests.shared import INIT_BASIC
 
-FIXTURE = Path(__file__).resolve().parents[2] / "shared/fixtures/kubeadm/init-basic/config.yaml"
+FIXTURE = INIT_BASIC / "config.yaml"
 CFG_TEXT = """\
 apiVersion: kubeadm.k8s.io/v1beta4
 kind: InitConfiguration

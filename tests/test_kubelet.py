@@ -16,8 +16,9 @@ from kbootd.context import make_context
 from kbootd.errors import ValidationError
 from kbootd.report import RecordingReporter
 from tests.conftest import tree_snapshot
+from tests.shared import INIT_BASIC
 
-FIXTURES = Path("/work/shared/fixtures/kubeadm/init-basic")
+FIXTURES = INIT_BASIC
 SOCK = "unix:///run/containerd/containerd.sock"
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -13,8 +12,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from kbootd.errors import ValidationError
 from kbootd.pin import matches, parse_pin, pin_of
 from kbootd.pki import certs
+from tests.shared import FIXTURES
 
-VECTORS = json.loads(Path("/work/shared/fixtures/vectors.json").read_text())["ca_pin"]
+VECTORS = json.loads((FIXTURES / "vectors.json").read_text())["ca_pin"]
 
 
 @pytest.mark.parametrize("vector", VECTORS, ids=lambda v: v["name"])

@@ -24,10 +24,11 @@ from kbootd.pki import phase as pki
 from kbootd.report import RecordingReporter
 from tests.conftest import tree_snapshot
 from tests.keycache import cached_keys, use_cached_keys  # noqa: F401 - fixture
+from tests.shared import INIT_BASIC
 
 pytestmark = pytest.mark.usefixtures("use_cached_keys")
 
-FIXTURE = Path("/work/shared/fixtures/kubeadm/init-basic")
+FIXTURE = INIT_BASIC
 LEAVES = [s for s in certlist.CERTS if not s.is_ca]
 CAS = [s for s in certlist.CERTS if s.is_ca]
 
