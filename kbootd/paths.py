@@ -159,6 +159,15 @@ class Paths:
     cloudinit_cloud_config: str = "/var/lib/cloud/instance/cloud-config.txt"
     cloudinit_sensitive: str = "/run/cloud-init/instance-data-sensitive.json"
 
+    # --- the daemon (kbootd run) -------------------------------------------------
+    # Probed (never written) to tell whether journald is there to take structured records.
+    journal_socket: str = "/run/systemd/journal/socket"
+
+    @property
+    def config_dropin_glob(self) -> str:
+        """kbootd.d drop-ins, read in name order after kbootd.yaml."""
+        return f"{self.config_dir}/*.yaml"
+
     # --- kernel and host facts (read only, rooted so tests can fake them) -------
     proc_ip_forward: str = "/proc/sys/net/ipv4/ip_forward"
     proc_bridge_nf: str = "/proc/sys/net/bridge/bridge-nf-call-iptables"

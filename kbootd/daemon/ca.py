@@ -1,0 +1,95 @@
+"""`kbootd ca generate`: a cluster CA made before any machine boots, and the pin workers need.
+
+With the CA's certificate and key written to the control plane by cloud-init
+(/etc/kubernetes/pki/ca.crt and ca.key, which init reuses as kubeadm does) and the pin
+given to the workers, every machine's user-data can be written up front: no one has to
+wait for init to print a hash. The CA is made like kubeadm's own (kbootd.pki.certs).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    import argparse
+
+DEFAULT_COMMON_NAME = "kubernetes"
+DEFAULT_VALIDITY = timedelta(days=3650)  # kubeadm's CA validity
+
+
+@dataclass(frozen=True)
+class CAMaterial:
+    cert_pem: str
+    key_pem: str  # the CA's private key: it goes to the control plane only
+    pin: str  # sha256:<hex> of the public key, for caCertHashes / kbootd-ca-cert-hash
+
+
+def generate(common_name: str = DEFAULT_COMMON_NAME, validity: timedelta = DEFAULT_VALIDITY,
+             algorithm: str = "RSA-2048") -> CAMaterial:
+    from kbootd.pin import pin_of
+    from kbootd.pki.certs import encode_cert_pem, new_self_signed_ca
+    from kbootd.pki.keys import encode_private_key_pem, new_private_key
+
+    key = new_private_key(algorithm)
+    cert = new_self_signed_ca(key, common_name, validity)
+    return CAMaterial(encode_cert_pem(cert).decode(), encode_private_key_pem(key).decode(), pin_of(cert))
+
+
+def _indent(text: str, n: int) -> str:
+    pad = " " * n
+    return "".join(pad + line + "\n" for line in text.rstrip("\n").splitlines())
+
+
+def control_plane_user_data(m: CAMaterial) -> str:
+    """The write_files entries that put the CA where init picks it up."""
+    return (
+        "write_files:\n"
+        "  - path: /etc/kubernetes/pki/ca.crt\n"
+        "    permissions: '0644'\n"
+        "    content: |\n" + _indent(m.cert_pem, 6) +
+        "  - path: /etc/kubernetes/pki/ca.key\n"
+        "    permissions: '0600'\n"
+        "    content: |\n" + _indent(m.key_pem, 6)
+    )
+
+
+def command(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """`kbootd ca generate [--common-name CN] [--validity DURATION] [--algorithm ALG] [-o text|json] [--out-dir DIR]`."""
+    out = out or sys.stdout
+    validity = DEFAULT_VALIDITY
+    if getattr(args, "validity", None):
+        from kbootd.duration import parse_duration
+
+        validity = timedelta(seconds=parse_duration(args.validity, what="--validity"))
+    m = generate(getattr(args, "common_name", None) or DEFAULT_COMMON_NAME, validity,
+                 getattr(args, "algorithm", None) or "RSA-2048")
+    out_dir = getattr(args, "out_dir", None)
+    if out_dir:
+        import os
+
+        from kbootd.hostio import Host
+        from kbootd.paths import Paths
+
+        out_dir = os.path.abspath(out_dir)
+        host = Host(Paths.rooted("/"), say=lambda s: None)
+        host.ensure_dir(out_dir, 0o755)
+        host.write_file(f"{out_dir.rstrip('/')}/ca.crt", m.cert_pem, 0o644)
+        host.write_file(f"{out_dir.rstrip('/')}/ca.key", m.key_pem, 0o600, sensitive=True)
+        out.write(f"wrote {out_dir}/ca.crt and {out_dir}/ca.key (0600)\npin: {m.pin}\n")
+        return 0
+    if getattr(args, "output", None) == "json":
+        out.write(json.dumps({"caCert": m.cert_pem, "caKey": m.key_pem, "caCertHash": m.pin}, indent=2) + "\n")
+        return 0
+    out.write(
+        "# kbootd ca generate: a cluster CA for user-data. Keep the key secret.\n"
+        f"# CA pin, for every worker (caCertHashes, or metadata kbootd-ca-cert-hash):\n"
+        f"#   {m.pin}\n"
+        "#\n"
+        "# For the control plane's user-data (cloud-config):\n"
+        + control_plane_user_data(m)
+    )
+    return 0

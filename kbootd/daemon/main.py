@@ -1,0 +1,325 @@
+"""`kbootd run`: read the inputs, run init or join (resuming if interrupted), then supervise.
+
+    kbootd run [--root DIR] [-v N] [--no-supervise]
+
+Under systemd (Type=notify) this is the unit's main process. It holds the single-instance
+lock, keeps STATUS= and /run/kbootd/status.json current, sends READY=1 once the node is
+initialised or joined, and then execs into the lean supervisor (kbootd.daemon.supervise)
+in the same process. A node whose state says "done" skips straight to that. Exit codes:
+those of kbootd.errors; 3 (invalid input) and 4 (security) are permanent, and the unit
+does not restart on them (RestartPreventExitStatus=3 4).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from kbootd.daemon import state as st
+from kbootd.daemon.journal import DEBUG, Journal
+from kbootd.daemon.lock import InstanceLock, LockHeld
+from kbootd.daemon.notify import Heartbeat, Notifier
+from kbootd.daemon.status import DONE, FAILED, STOPPED, StatusBoard
+from kbootd.errors import KbootdError, SecurityError, ValidationError
+from kbootd.hostio import Host
+from kbootd.paths import Paths
+from kbootd.redact import redact
+
+if TYPE_CHECKING:
+    import argparse
+
+    from kbootd.daemon.document import Document
+
+PERMANENT_EXIT_CODES = frozenset({3, 4})  # keep in sync with RestartPreventExitStatus= in the unit
+
+
+def _sleep(seconds: float) -> None:
+    time.sleep(seconds)  # interrupted by SIGTERM (Stopped); a seam for tests
+
+
+class Stopped(BaseException):
+    """SIGTERM/SIGINT while init or join runs: stop where we are; the state file lets us resume."""
+
+
+@dataclass
+class Daemon:
+    paths: Paths
+    host: Host
+    notifier: Notifier
+    journal: Journal
+    board: StatusBoard
+    heartbeat: Heartbeat
+    verbosity: int = 0
+    supervise: bool = True
+
+    # --- small helpers ------------------------------------------------------------------
+    def warn(self, msg: str, phase: str = "") -> None:
+        self.journal.log("warn", msg, phase=phase)
+
+    def status(self, text: str, **board: Any) -> None:
+        self.notifier.status(text)
+        self.board.update(detail=text, **board)
+
+    # --- inputs -------------------------------------------------------------------------
+    def read_inputs(self) -> tuple[Document, str]:
+        from kbootd.daemon import document
+
+        self.status("reading settings", phase="inputs")
+        doc, gathered = document.load(self.host)
+        for src in gathered.sources:
+            names = ", ".join(sorted(k for k in src.data if k not in ("apiVersion", "kind"))) or "nothing"
+            self.journal.log("input", f"input: {src.name}: {names}", phase="inputs", source=src.path)
+        self.journal.log("input", f"settings: {doc.summary()} (looked in: {doc.looked})", phase="inputs")
+        if doc.role:
+            self.journal.role = doc.role
+        self.board.update(role=doc.role, sources=[s.name for s in gathered.sources])
+        return doc, document.fingerprint(doc, self.host)
+
+    # --- the run ------------------------------------------------------------------------
+    def run(self, lock: InstanceLock) -> int:
+        state = st.load(self.host)
+        if state is not None and state.done:
+            return self.already_done(state, lock)
+        doc, fp = self.read_inputs()
+        from kbootd.daemon import document
+
+        cfg = document.build(doc, self.host, lambda m: self.warn(m, "config"))
+        state = self.reconcile(state, doc, fp)
+        if doc.role == "control-plane":
+            check_ca_pin(self.host, cfg, doc)
+        self.backoff(state, doc)
+        return self.bootstrap(state, doc, cfg, lock)
+
+    def reconcile(self, state: st.State | None, doc: Document, fp: str) -> st.State:
+        """The state to continue from: resume the same inputs, start over on changed ones."""
+        if state is None:
+            return st.State(role=doc.role, fingerprint=fp)
+        if state.role and state.role != doc.role and state.phases_done:
+            raise ValidationError(
+                f"{self.paths.state_file}: an unfinished {state.role} bootstrap is on this node, but the "
+                f"settings now say role {doc.role} ({doc.origin.get('role')}); run `kbootd reset` first")
+        if state.fingerprint != fp and state.phases_done:
+            self.warn("the settings changed since the last attempt; starting over instead of resuming "
+                      f"(phases done before: {', '.join(state.phases_done)})", "inputs")
+            state.phases_done = []
+        state.role, state.fingerprint = doc.role, fp
+        return state
+
+    def backoff(self, state: st.State, doc: Document) -> None:
+        delay = st.backoff_delay(state.failures)
+        if state.last_failure_at is not None:
+            delay -= max(0.0, time.time() - state.last_failure_at)
+        if delay <= 0:
+            return
+        from kbootd.daemon.reporter import DaemonReporter
+
+        DaemonReporter(doc.engine_role, self.journal, self.notifier, self.board) \
+            .retrying_after_failure(state.failures, delay, state.last_error)
+        _sleep(delay)
+
+    def bootstrap(self, state: st.State, doc: Document, cfg: Any, lock: InstanceLock) -> int:
+        from kbootd import engine, workflow
+        from kbootd.daemon.reporter import DaemonReporter
+        from kbootd.phases import WORKFLOWS
+
+        role = doc.engine_role
+        known = {p for p, _ in workflow.all_phases(WORKFLOWS[role])}
+        resumed = frozenset(p for p in state.phases_done if p in known)
+        if resumed:
+            self.journal.log("info", f"resuming {role}: {len(resumed)} phase(s) already done: "
+                             + ", ".join(sorted(resumed)), phase="")
+        rep = DaemonReporter(role, self.journal, self.notifier, self.board, heartbeat=self.heartbeat,
+                             resumed=resumed)
+        self.host.say = rep.out
+        state.status, state.started_at = st.RUNNING, state.started_at or time.time()
+        st.save(self.host, state)
+        self.board.update(state="running", phases_done=sorted(resumed))
+
+        def on_phase_done(path: str) -> None:
+            if path not in state.phases_done:
+                state.phases_done.append(path)
+            st.save(self.host, state)
+
+        try:
+            ctx = engine.run(role, cfg, reporter=rep, root=str(self.paths.root), skip_phases=tuple(sorted(resumed)),
+                             skip_token_print=True, on_phase_done=on_phase_done)
+        except KbootdError as e:
+            state.status, state.failures = st.FAILED, state.failures + 1
+            state.last_error, state.last_failure_at = redact(str(e)), time.time()
+            st.save(self.host, state)
+            raise
+        state.node_name = _node_name(ctx, cfg)
+        state.endpoint = _endpoint(ctx, doc)
+        state.status, state.failures, state.last_error = st.DONE, 0, None
+        state.finished_at = time.time()
+        st.save(self.host, state)
+        verb = "initialised" if doc.role == "control-plane" else "joined"
+        text = f"{doc.role} {state.node_name} {verb} {state.endpoint}"
+        self.journal.log("ready", text, phase="")
+        return self.ready(state, text, doc.supervise_interval, lock)
+
+    def already_done(self, state: st.State, lock: InstanceLock) -> int:
+        self.journal.role = state.role or ""
+        self.board.update(role=state.role, node=state.node_name, endpoint=state.endpoint)
+        interval = None
+        try:
+            doc, fp = self.read_inputs()
+            interval = doc.supervise_interval
+            if fp != state.fingerprint:
+                self.warn("the settings changed since this node was set up; kbootd does not run init or "
+                          "join again on a set-up node (run `kbootd reset` first to redo it)", "inputs")
+        except KbootdError as e:
+            # A set-up node keeps working even if its bootstrap settings were removed afterwards.
+            self.warn(f"settings not usable ({e}); supervising with defaults", "inputs")
+        for path in quick_check_paths(self.paths, state.role):
+            if not self.host.exists(path):
+                self.warn(f"{path} is missing although this node was set up "
+                          f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(state.finished_at or 0))}; "
+                          "supervising anyway (run `kbootd reset` to set the node up again)", "supervise")
+        verb = "initialised" if state.role == "control-plane" else "joined"
+        text = f"{state.role} {state.node_name} {verb} {state.endpoint}"
+        self.journal.log("ready", f"{text} (set up earlier; not running {'init' if state.role == 'control-plane' else 'join'} again)")
+        from kbootd.daemon.document import DEFAULT_SUPERVISE_INTERVAL
+
+        return self.ready(state, text, interval or DEFAULT_SUPERVISE_INTERVAL, lock)
+
+    def ready(self, state: st.State, text: str, interval: float, lock: InstanceLock) -> int:
+        self.heartbeat.extending = False
+        self.notifier.ready(text)
+        self.board.update(state=DONE, ready=True, detail=text, phase=None, node=state.node_name,
+                          endpoint=state.endpoint, error=None, exit_code=0, will_retry=False)
+        if not self.supervise:
+            return 0
+        exec_supervisor(self, lock, interval)
+        return 0  # only reached when exec is stubbed out (tests)
+
+
+def quick_check_paths(paths: Paths, role: str | None) -> list[str]:
+    return [paths.admin_conf, paths.kubelet_conf] if role == "control-plane" else [paths.kubelet_conf]
+
+
+def check_ca_pin(host: Host, cfg: Any, doc: Document) -> None:
+    """A pre-generated CA must match the pin its workers were given, or none of them could join."""
+    if not doc.ca_cert_hashes:
+        return
+    ca = Paths.cert(cfg.cluster.certificates_dir, "ca", "crt")
+    data = host.read_bytes(ca)
+    if data is None:
+        return
+    from kbootd import pin
+
+    if not pin.matches(data, doc.ca_cert_hashes):
+        raise SecurityError(
+            f"{ca} has pin {pin.pin_of(data)}, which is not among caCertHashes "
+            f"({doc.origin.get('caCertHashes')}): workers given that pin would refuse this cluster")
+
+
+def _node_name(ctx: Any, cfg: Any) -> str:
+    try:
+        from kbootd.node import node_name
+
+        return node_name(ctx)
+    except Exception:  # the name is only for display; never fail a finished bootstrap over it
+        return cfg.node.name or "?"
+
+
+def _endpoint(ctx: Any, doc: Document) -> str:
+    ep = ctx.store.get("endpoint") or (doc.endpoints[0] if doc.endpoints else None)
+    if not ep:
+        return "?"
+    return ep if str(ep).startswith("https://") else f"https://{ep}"
+
+
+def exec_supervisor(d: Daemon, lock: InstanceLock, interval: float) -> None:
+    """Replace this process (same PID) with the lean supervisor, keeping the lock and NOTIFY_SOCKET."""
+    import kbootd
+
+    fd = lock.keep_across_exec()
+    argv = [sys.executable, "-m", "kbootd.daemon.supervise", "--root", str(d.paths.root),
+            "--lock-fd", str(fd), "--interval", f"{interval:g}", "--verbosity", str(d.verbosity)]
+    env = d.notifier.child_environ()
+    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(kbootd.__file__)))
+    if not pkg_parent.endswith(("site-packages", "dist-packages")):
+        # A source checkout: make the package importable for the new interpreter.
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_parent, env.get("PYTHONPATH")) if p)
+    d.heartbeat.stop()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, argv, env)
+
+
+def _raise_stopped(signum: int, frame: Any) -> None:
+    raise Stopped(signal.Signals(signum).name)
+
+
+def run(args: argparse.Namespace) -> int:
+    """The handler of `kbootd run`."""
+    paths = Paths.rooted(getattr(args, "root", None) or "/")
+    verbosity = getattr(args, "verbosity", 0) or 0
+    notifier = Notifier()
+    journal = Journal(verbosity=verbosity, socket_path=str(paths.at(paths.journal_socket)))
+    host = Host(paths, say=lambda text: journal.log("info", text, priority=DEBUG))
+    board = StatusBoard(host)
+    heartbeat = Heartbeat(notifier)
+    d = Daemon(paths, host, notifier, journal, board, heartbeat, verbosity,
+               supervise=not getattr(args, "no_supervise", False))
+    saved = {s: signal.signal(s, _raise_stopped) for s in (signal.SIGTERM, signal.SIGINT)}
+    lock = InstanceLock(host)
+    try:
+        try:
+            lock.acquire()
+        except LockHeld as e:
+            journal.log("failed", str(e))  # status.json belongs to the other run: leave it alone
+            return e.exit_code
+        heartbeat.start()
+        notifier.status("starting")
+        board.update(state="starting")
+        return d.run(lock)
+    except Stopped as s:
+        heartbeat.stop()
+        notifier.stopping("stopping; the next start resumes where this one stopped")
+        journal.log("stopping", f"kbootd stopping ({s}); the next start resumes from {paths.state_file}")
+        board.update(state=STOPPED)
+        return 0
+    except KbootdError as e:
+        return fail(d, e, e.exit_code)
+    except Exception as e:  # a bug: report it, keep the traceback out of STATUS
+        journal.log("failed", "internal error: " + "".join(traceback.format_exception(e)), priority=3)
+        return fail(d, e, 1)
+    finally:
+        heartbeat.stop()
+        lock.release()
+        for s, h in saved.items():
+            signal.signal(s, h)
+
+
+def fail(d: Daemon, err: BaseException, code: int) -> int:
+    msg = redact(str(err))
+    hint = getattr(err, "hint", None)
+    permanent = code in PERMANENT_EXIT_CODES
+    d.journal.log("failed", msg + (f" (hint: {hint})" if hint else ""), phase=getattr(err, "phase", ""),
+                  exit_code=code)
+    d.notifier.status(f"failed: {msg}")
+    d.board.update(state=FAILED, error=msg, exit_code=code, will_retry=not permanent,
+                   detail=f"failed: {msg}")
+    return code
+
+
+def _main(argv: list[str] | None = None) -> int:
+    """`python -m kbootd.daemon.main [--root DIR] [-v N] [--no-supervise]`, until the CLI wires `run`."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="kbootd run")
+    ap.add_argument("--root", default=None)
+    ap.add_argument("-v", "--verbosity", type=int, default=0)
+    ap.add_argument("--no-supervise", action="store_true")
+    return run(ap.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())

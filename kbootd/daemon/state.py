@@ -1,0 +1,84 @@
+"""The daemon's memory across crashes and reboots: /var/lib/kbootd/state.json (0600, atomic).
+
+It records the role, a fingerprint of the inputs (the token id, never its secret), the
+phases already done and how the last attempt ended. A run that stopped half-way resumes
+by skipping the phases done; a node marked "done" goes straight to supervising and never
+runs init or join again, until `kbootd reset` removes the state directory.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from kbootd.errors import ValidationError
+from kbootd.hostio import Host
+
+VERSION = 1
+NEW, RUNNING, DONE, FAILED = "new", "running", "done", "failed"
+
+
+@dataclass
+class State:
+    version: int = VERSION
+    role: str | None = None  # control-plane | worker
+    fingerprint: str | None = None
+    status: str = NEW
+    phases_done: list[str] = field(default_factory=list)
+    node_name: str | None = None
+    endpoint: str | None = None  # https://host:port the node joined or serves
+    failures: int = 0  # consecutive failed attempts, for the restart back-off
+    last_error: str | None = None
+    last_failure_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    updated_at: float | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.status == DONE
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, where: str) -> State:
+        try:
+            data = json.loads(text)
+        except ValueError as e:
+            raise ValidationError(f"{where}: not valid JSON ({e}); run `kbootd reset` to start over") from None
+        if not isinstance(data, dict) or data.get("version") != VERSION:
+            raise ValidationError(f"{where}: unknown state format (version {data.get('version') if isinstance(data, dict) else '?'}); "
+                                  "run `kbootd reset` to start over")
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: val for k, val in data.items() if k in known})
+
+
+def load(host: Host) -> State | None:
+    text = host.read_text(host.paths.state_file)
+    return None if text is None else State.from_json(text, host.paths.state_file)
+
+
+def save(host: Host, state: State, now: float | None = None) -> None:
+    state.updated_at = now if now is not None else time.time()
+    host.ensure_dir(host.paths.state_dir, 0o700)
+    host.write_file(host.paths.state_file, state.to_json(), 0o600, sensitive=True, show=False)
+
+
+def remove(host: Host) -> bool:
+    """For `kbootd reset`: forget everything, so the next `kbootd run` starts from scratch."""
+    return host.remove(host.paths.state_file)
+
+
+def backoff_delay(failures: int, *, base: float = 10.0, cap: float = 300.0) -> float:
+    """Seconds to wait before attempt number failures+1: 0, 10, 20, 40, ... up to 5 min."""
+    if failures <= 0:
+        return 0.0
+    return min(cap, base * 2 ** (failures - 1))
+
+
+def summary(state: State) -> dict[str, Any]:
+    return {"status": state.status, "role": state.role, "phases_done": list(state.phases_done),
+            "failures": state.failures}

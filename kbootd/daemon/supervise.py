@@ -1,0 +1,133 @@
+"""The lean supervisor a set-up node runs for as long as it is up.
+
+`kbootd run` execs into this module once the node is initialised or joined (same PID,
+so systemd's NotifyAccess=main still accepts its messages, and the run's lock is
+inherited by descriptor): the process drops the `kubernetes` client and everything else
+init/join imported, and what stays is the standard library plus this package's light
+modules. Every interval it checks the kubelet unit, the Node's Ready condition and (on a
+control plane) the API server's /healthz, shows the result in STATUS, and logs only
+changes. SIGTERM sends STOPPING=1 and exits 0.
+
+    python3 -m kbootd.daemon.supervise --root / --lock-fd 3 --interval 30
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable
+
+from kbootd.daemon.health import Checker, Health
+from kbootd.daemon.journal import INFO, WARNING, Journal
+from kbootd.daemon.notify import Notifier
+from kbootd.daemon.status import DONE, STOPPED, StatusBoard
+
+
+def describe(role: str, node: str, endpoint: str, h: Health) -> str:
+    """`worker node-3 joined https://10.0.0.10:6443; kubelet active; node Ready`."""
+    verb = "initialised" if role == "control-plane" else "joined"
+    parts = [f"{role} {node} {verb} {endpoint}", f"kubelet {h.kubelet}"]
+    if h.apiserver is not None:
+        parts.append(f"apiserver {h.apiserver}")
+    parts.append(f"node {h.node}")
+    return "; ".join(parts)
+
+
+class Supervisor:
+    def __init__(self, checker: Checker | Callable[[], Health], notifier: Notifier, journal: Journal,
+                 board: StatusBoard, *, role: str, node: str, endpoint: str, interval: float,
+                 stop: threading.Event | None = None) -> None:
+        self.check = checker.check if isinstance(checker, Checker) else checker
+        self.notifier = notifier
+        self.journal = journal
+        self.board = board
+        self.role, self.node, self.endpoint = role, node, endpoint
+        self.interval = interval
+        self.stop = stop or threading.Event()
+        self.last: str | None = None
+        self.rounds = 0
+        # The watchdog is fed from this loop, so a hung check is a missed ping.
+        self.tick = interval
+        if notifier.watchdog_usec:
+            self.tick = min(interval, notifier.watchdog_usec / 1e6 / 2)
+
+    def round(self) -> str:
+        h = self.check()
+        text = describe(self.role, self.node, self.endpoint, h)
+        self.rounds += 1
+        if text != self.last:
+            self.journal.log("health", text, phase="supervise", priority=INFO if h.healthy else WARNING)
+            self.notifier.status(text)
+            self.board.update(state=DONE, ready=True, phase="supervise", detail=text,
+                              health={"kubelet": h.kubelet, "node": h.node,
+                                      **({"apiserver": h.apiserver} if h.apiserver is not None else {})})
+            self.last = text
+        return text
+
+    def run(self) -> int:
+        next_check = 0.0
+        while not self.stop.is_set():
+            now = time.monotonic()
+            if now >= next_check:
+                self.round()
+                next_check = time.monotonic() + self.interval
+            self.notifier.watchdog()
+            self.stop.wait(max(0.0, min(self.tick, next_check - time.monotonic())))
+        return 0
+
+
+def _args(argv: list[str] | None):
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="kbootd-supervise", description="kbootd's lean supervisor")
+    ap.add_argument("--root", default="/")
+    ap.add_argument("--lock-fd", type=int, default=None)
+    ap.add_argument("--interval", type=float, default=30.0)
+    ap.add_argument("--verbosity", type=int, default=0)
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from kbootd.daemon import state as st
+    from kbootd.daemon.lock import InstanceLock
+    from kbootd.daemon.status import read
+    from kbootd.hostio import Host
+    from kbootd.paths import Paths
+
+    a = _args(argv)
+    paths = Paths.rooted(a.root)
+    notifier = Notifier()
+    journal = Journal(verbosity=a.verbosity, socket_path=str(paths.at(paths.journal_socket)))
+    host = Host(paths, say=lambda text: journal.log("info", text, phase="supervise", priority=7))
+    lock = InstanceLock.adopt(host, a.lock_fd) if a.lock_fd is not None else InstanceLock(host).acquire()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        s = st.load(host)
+        if s is None or not s.done:
+            journal.log("failed", f"{paths.state_file}: no finished init or join to supervise",
+                        phase="supervise")
+            notifier.notify(STATUS="failed: nothing to supervise")
+            return 1
+        journal.role = s.role or ""
+        previous = read(host) or {}
+        keep = {k: previous[k] for k in ("sources", "phases_done", "started_at") if k in previous}
+        board = StatusBoard(host, role=s.role, node=s.node_name, endpoint=s.endpoint, ready=True,
+                            state=DONE, **keep)
+        checker = Checker(host, s.role or "worker", s.node_name or "")
+        sup = Supervisor(checker, notifier, journal, board, role=s.role or "worker",
+                         node=s.node_name or "?", endpoint=s.endpoint or "?", interval=a.interval,
+                         stop=stop)
+        code = sup.run()
+        notifier.stopping(f"stopping; {sup.last or ''}".rstrip("; "))
+        journal.log("stopping", "kbootd stopping (SIGTERM); the node stays as it is", phase="supervise")
+        board.update(state=STOPPED)
+        return code
+    finally:
+        lock.release()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
