@@ -152,6 +152,18 @@ def test_errors_map_to_api_exception(admin: client.ApiClient, call: str, status:
     assert body["message"].startswith(message.format(name=name))
 
 
+def test_no_op_update_keeps_resource_version(srv: TestAPIServer, admin: client.ApiClient) -> None:
+    core = client.CoreV1Api(admin)
+    name = unique("noop")
+    created = core.create_namespaced_config_map("default", _cm(name))
+    again = core.replace_namespaced_config_map(name, "default", _cm(name))
+    assert again.metadata.resource_version == created.metadata.resource_version
+    patched = core.patch_namespaced_config_map(name, "default", {"data": {"k": "v"}})
+    assert patched.metadata.resource_version == created.metadata.resource_version
+    status, headers, _ = raw(srv, "GET", "/livez", headers={"Audit-ID": "my-audit-id"})
+    assert (status, headers["audit-id"]) == (200, "my-audit-id")
+
+
 OBJECTS: list[tuple[str, dict[str, Any]]] = [
     ("Secret", {"apiVersion": "v1", "kind": "Secret", "stringData": {"k": "v"}}),
     ("ServiceAccount", {"apiVersion": "v1", "kind": "ServiceAccount"}),
@@ -583,6 +595,31 @@ def test_pagination_and_selectors(admin: client.ApiClient) -> None:
     assert e.value.status == 403
 
 
+def test_restart_keeps_port_and_state() -> None:
+    with TestAPIServer() as s:
+        kubeadm.grant_cluster_admins(s.store)
+        core = client.CoreV1Api(s.api_client("admin"))
+        core.create_namespaced_config_map("default", _cm("survivor"))
+        url = s.url
+        s.stop()
+        with pytest.raises(OSError):
+            socket.create_connection((s.host, int(url.rsplit(":", 1)[1])), timeout=2).close()
+        s.start()
+        assert s.url == url
+        assert core.read_namespaced_config_map("survivor", "default").data == {"k": "v"}
+
+
+def test_concurrent_clients(srv: TestAPIServer) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def worker(i: int) -> int:
+        core = client.CoreV1Api(srv.api_client(token=TOKEN))
+        return sum(len(core.read_namespaced_config_map("kubeadm-config", "kube-system").data) for _ in range(5))
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert list(pool.map(worker, range(8), timeout=30)) == [5] * 8
+
+
 def test_binds_loopback_by_default(srv: TestAPIServer) -> None:
     assert srv.bind == "127.0.0.1" and srv.url.startswith("https://127.0.0.1:")
     with socket.create_connection((srv.host, srv.port), timeout=5):
@@ -667,3 +704,90 @@ def test_clock_controls_creation_times(srv: TestAPIServer, admin: client.ApiClie
         assert stamp - before >= timedelta(days=2) - timedelta(seconds=5)
     finally:
         srv.clock.advance(timedelta(days=-2))
+
+
+# --- building blocks: patches, selectors, managedFields ----------------------------------------------
+
+from tests.apiserver import fieldmanager, patch, schema, selectors  # noqa: E402
+
+POD_TEMPLATE = {"spec": {"template": {"spec": {"containers": [{"name": "a", "image": "1"},
+                                                              {"name": "b", "image": "1"}]}}}}
+
+
+@pytest.mark.parametrize(("content_type", "original", "body", "expected"), [
+    # merge patch: maps merge, null deletes, lists are replaced
+    (patch.MERGE_PATCH, {"metadata": {"labels": {"a": "1", "b": "2"}}}, {"metadata": {"labels": {"a": None, "c": "3"}}},
+     {"metadata": {"labels": {"b": "2", "c": "3"}}}),
+    # strategic: containers merge by name; $patch: delete removes one
+    (patch.STRATEGIC_MERGE_PATCH, POD_TEMPLATE,
+     {"spec": {"template": {"spec": {"containers": [{"name": "b", "image": "2"}, {"name": "c", "image": "3"}]}}}},
+     {"spec": {"template": {"spec": {"containers": [{"name": "a", "image": "1"}, {"name": "b", "image": "2"},
+                                                    {"name": "c", "image": "3"}]}}}}),
+    (patch.STRATEGIC_MERGE_PATCH, POD_TEMPLATE,
+     {"spec": {"template": {"spec": {"containers": [{"name": "a", "$patch": "delete"}]}}}},
+     {"spec": {"template": {"spec": {"containers": [{"name": "b", "image": "1"}]}}}}),
+    # strategic: taints are atomic, finalizers a merged set, $setElementOrder ignored, $patch: replace
+    (patch.STRATEGIC_MERGE_PATCH, {"spec": {"taints": [{"key": "x", "effect": "NoSchedule"}]}},
+     {"spec": {"taints": [{"key": "y", "effect": "NoSchedule"}], "$setElementOrder/taints": [{"key": "y"}]}},
+     {"spec": {"taints": [{"key": "y", "effect": "NoSchedule"}]}}),
+    (patch.STRATEGIC_MERGE_PATCH, {"metadata": {"finalizers": ["a"]}}, {"metadata": {"finalizers": ["b", "a"]}},
+     {"metadata": {"finalizers": ["a", "b"]}}),
+    (patch.STRATEGIC_MERGE_PATCH, {"metadata": {"labels": {"a": "1"}}},
+     {"metadata": {"labels": {"$patch": "replace", "b": "2"}}}, {"metadata": {"labels": {"b": "2"}}}),
+    # JSON patch
+    (patch.JSON_PATCH, {"metadata": {"labels": {"a": "1"}}},
+     [{"op": "add", "path": "/metadata/labels/b~1c", "value": "2"}, {"op": "remove", "path": "/metadata/labels/a"}],
+     {"metadata": {"labels": {"b/c": "2"}}}),
+    (patch.JSON_PATCH, {"spec": {"taints": [{"key": "x"}]}},
+     [{"op": "test", "path": "/spec/taints/0/key", "value": "x"}, {"op": "add", "path": "/spec/taints/-",
+                                                                   "value": {"key": "y"}}],
+     {"spec": {"taints": [{"key": "x"}, {"key": "y"}]}}),
+])
+def test_patches(content_type: str, original: dict[str, Any], body: Any, expected: dict[str, Any]) -> None:
+    t = schema.DEPLOYMENT if "template" in json.dumps(original) else schema.NODE
+    assert patch.apply(content_type, original, body, t) == expected
+
+
+@pytest.mark.parametrize(("content_type", "body", "code"), [
+    (patch.JSON_PATCH, [{"op": "test", "path": "/metadata/name", "value": "other"}], 422),
+    (patch.JSON_PATCH, [{"op": "remove", "path": "/spec/missing"}], 422),
+    (patch.JSON_PATCH, {"not": "a list"}, 400),
+    (patch.STRATEGIC_MERGE_PATCH, [], 400),
+    ("application/apply-patch+yaml", {}, 415),
+])
+def test_patch_errors(content_type: str, body: Any, code: int) -> None:
+    with pytest.raises(patch.PatchError) as e:
+        patch.apply(content_type, {"metadata": {"name": "x"}, "spec": {}}, body, schema.NODE)
+    assert e.value.code == code
+
+
+@pytest.mark.parametrize(("selector", "labels", "matches"), [
+    ("a=1", {"a": "1"}, True),
+    ("a==1,b!=2", {"a": "1", "b": "3"}, True),
+    ("a!=1", {}, True),
+    ("a in (1, 2)", {"a": "2"}, True),
+    ("a notin (1,2)", {"a": "2"}, False),
+    ("a", {"a": ""}, True),
+    ("!a", {"a": ""}, False),
+    ("a=1,b", {"a": "1"}, False),
+])
+def test_label_selectors(selector: str, labels: dict[str, str], matches: bool) -> None:
+    obj = {"metadata": {"name": "x", "labels": labels}}
+    assert selectors.matches(schema.resource_for("configmaps"), obj,
+                             selectors.parse_labels(selector), []) is matches
+
+
+@pytest.mark.parametrize(("old", "new", "fields"), [
+    (None, {"data": {"k": "v"}}, {"f:data": {".": {}, "f:k": {}}}),
+    ({"data": {"k": "v"}}, {"data": {"k": "w", "j": "x"}}, {"f:data": {"f:j": {}, "f:k": {}}}),
+    (None, {"metadata": {"labels": {"a": "b"}}}, {"f:metadata": {"f:labels": {".": {}, "f:a": {}}}}),
+])
+def test_fields_v1_of_an_update(old: dict | None, new: dict, fields: dict) -> None:
+    res = schema.resource_for("configmaps")
+
+    def obj(o: dict) -> dict:
+        return schema.shape({"apiVersion": "v1", "kind": "ConfigMap", **o,
+                             "metadata": {"name": "x", **o.get("metadata", {})}}, res.schema)
+
+    entries = fieldmanager.update(obj(old) if old else None, obj(new), res, "m", "2026-01-01T00:00:00Z")
+    assert [e["manager"] for e in entries] == ["m"] and entries[0]["fieldsV1"] == fields

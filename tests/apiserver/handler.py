@@ -130,7 +130,8 @@ class Handler(BaseHTTPRequestHandler):
     # --- the request -------------------------------------------------------------------------
 
     def _handle(self) -> None:
-        self._audit_id = str(uuid.uuid4())
+        # Like the apiserver, keep a caller-supplied Audit-ID, otherwise make one.
+        self._audit_id = self.headers.get("Audit-ID") or str(uuid.uuid4())
         self._user: User | None = None
         self._status = 0
         started = time.monotonic()
@@ -386,8 +387,7 @@ class Handler(BaseHTTPRequestHandler):
                 if e.resource is res and visible(e.object):
                     send(e.type, e.object)
             store.wait_for_change(rv, timeout=max(0.0, min(0.2, deadline - time.monotonic())))
-        self.wfile.write(b"0\r\n\r\n")
-        self.close_connection = True
+        self.wfile.write(b"0\r\n\r\n")  # a properly ended stream: the connection stays reusable
 
     def _delete_options(self, body: bytes) -> dict[str, Any]:
         if not body.strip():

@@ -268,6 +268,8 @@ class TestAPIServer:
         self.stopping = False
         context = self._ssl_context() if self._tls else None
         self._httpd = _TLSServer((self.bind, self.requested_port), self, context)
+        # A restart (stop, then start) comes back on the same port, so clients keep their URL.
+        self.requested_port = self._httpd.server_address[1]
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="test-apiserver", daemon=True)
         self._thread.start()
@@ -276,6 +278,7 @@ class TestAPIServer:
         return self
 
     def stop(self) -> None:
+        """Stop serving (open connections are cut); the store is kept, so start() resumes it."""
         self.stopping = True
         self.controllers.stop()
         if self._httpd is not None:
