@@ -532,6 +532,12 @@ def test_discovery_version_and_not_found(srv: TestAPIServer, admin: client.ApiCl
     assert groups == {"apps", "rbac.authorization.k8s.io", "certificates.k8s.io"}
     resources = {r.name for r in client.CoreV1Api(admin).get_api_resources().resources}
     assert {"configmaps", "secrets", "nodes", "nodes/status", "namespaces"} <= resources
+    from kubernetes import dynamic  # discovery is what the dynamic client needs
+
+    dyn = dynamic.DynamicClient(admin)
+    cms = dyn.resources.get(api_version="v1", kind="ConfigMap")
+    assert cms.get(name="kubeadm-config", namespace="kube-system").metadata.name == "kubeadm-config"
+    assert dyn.resources.get(api_version="certificates.k8s.io/v1", kind="CertificateSigningRequest").namespaced is False
     status, headers, body = raw(srv, "GET", "/apis/bootstrap.kubernetes.io", who="admin")
     assert (status, body, headers["x-content-type-options"]) == (404, b"404 page not found\n", "nosniff")
     assert raw(srv, "GET", "/api/v1/widgets", who="admin")[0] == 404

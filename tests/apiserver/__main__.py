@@ -25,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=0, help="port (default 0: an ephemeral port)")
     p.add_argument("--kubeconfig-dir", type=Path, help="write admin.conf and super-admin.conf here (needs ca.key)")
+    p.add_argument("--server", help="server URL for those kubeconfigs and the seeded cluster-info (default: the "
+                                    "bound address; use an address the serving certificate names)")
     p.add_argument("--port-file", type=Path, help="write the port actually bound to this file")
     p.add_argument("--seed-kubeadm", action="store_true",
                    help="start with the objects `kubeadm init` creates (token abcdef.0123456789abcdef)")
@@ -39,10 +41,10 @@ def main(argv: list[str] | None = None) -> int:
         srv.set_ready(False)
     srv.start()
     if args.seed_kubeadm:
-        kubeadm.seed_init(srv, token=args.token)
+        kubeadm.seed_init(srv, token=args.token, server=args.server)
     if args.kubeconfig_dir:
         for name, who in (("admin.conf", "admin"), ("super-admin.conf", "super-admin")):
-            srv.write_kubeconfig(args.kubeconfig_dir / name, who)
+            srv.write_kubeconfig(args.kubeconfig_dir / name, who, server=args.server)
     if args.port_file:
         args.port_file.write_text(f"{srv.port}\n")
     done = threading.Event()

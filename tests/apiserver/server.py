@@ -367,8 +367,9 @@ class TestAPIServer:
         cn, _ = identity(who)
         return pki.kubeconfig(server, self.ca_pem, cn, cert=issued.cert_pem, key=issued.key_pem)
 
-    def write_kubeconfig(self, path: str | Path, who: str = "admin", *, token: str | None = None) -> Path:
-        return pki.write_kubeconfig(Path(path), self.kubeconfig(who, token=token))
+    def write_kubeconfig(self, path: str | Path, who: str = "admin", *, token: str | None = None,
+                         server: str | None = None) -> Path:
+        return pki.write_kubeconfig(Path(path), self.kubeconfig(who, token=token, server=server))
 
     def api_client(self, who: str | None = "admin", *, token: str | None = None, user_agent: str | None = None) -> Any:
         """A kubernetes.client.ApiClient for an identity, a bearer token, or nobody (who=None)."""
