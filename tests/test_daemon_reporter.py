@@ -81,6 +81,17 @@ def test_retries_are_logged_sparingly_but_always_shown(rig):
     assert len(rep.notifier.statuses) == 33  # STATUS on every attempt
 
 
+def test_status_file_follows_retries_at_a_slower_pace(rig):
+    rep, records, clock, hb, board = rig
+    cause = "waiting for https://10.0.0.10:6443 (connection refused)"
+    for attempt in range(1, 11):
+        clock.t += 1
+        rep.retry("discovery", attempt, cause, 1)
+    assert board.data["attempt"] == 6  # written at attempts 1 and 6 (every 5 s)
+    rep.retry("discovery", 11, "waiting for https://10.0.0.10:6443 (no route to host)", 1)
+    assert board.data["attempt"] == 11  # a new cause is written at once
+
+
 def test_resumed_phases_say_so(rig):
     rep, records, *_ = rig
     rep.phase_skipped("preflight", "skipped by --skip-phases")

@@ -73,6 +73,14 @@ def test_loop_checks_every_interval_and_stops(root):
     assert not t.is_alive() and 3 <= sup.rounds <= 12 and sup.notifier.pings >= sup.rounds
 
 
+def test_reset_ends_supervision(root):
+    sup, _ = make(root, [Health("active", "Ready")] * 100, interval=0.01)
+    there = iter([True, True, False])
+    sup.set_up = lambda: next(there)
+    assert sup.run() == 0
+    assert sup.reset_seen and sup.rounds == 2
+
+
 def test_watchdog_shortens_the_tick(root):
     n = FakeNotifier()
     n.watchdog_usec = 10_000_000

@@ -19,6 +19,7 @@ from kbootd.redact import redact
 
 RETRY_LOG_FIRST = 5
 RETRY_LOG_EVERY = 300.0  # seconds
+RETRY_FILE_EVERY = 5.0  # status.json on retries: a fast retry loop need not rewrite it each time
 
 
 class DaemonReporter:
@@ -36,6 +37,7 @@ class DaemonReporter:
         self._attempts: dict[str, int] = {}
         self._last_cause: dict[str, str] = {}
         self._last_logged: dict[str, float] = {}
+        self._last_written = -RETRY_FILE_EVERY
         self.current: str | None = None
 
     # --- helpers ------------------------------------------------------------------------
@@ -102,7 +104,10 @@ class DaemonReporter:
             self._last_logged[phase] = now
             self.journal.log("retry", f"{text}; next in {next_in:.0f} s", phase=phase, attempt=attempt,
                              duration_ms=self._elapsed_ms(phase))
-        self._status(text, state=WAITING, phase=phase, attempt=attempt)
+        self.notifier.status(text)
+        if changed or now - self._last_written >= RETRY_FILE_EVERY:
+            self._last_written = now
+            self.board.update(detail=text, state=WAITING, phase=phase, attempt=attempt)
 
     def out(self, text: str) -> None:
         # Engine output meant for a console (dry-run listings, "[host] Would run ..."): debug level.

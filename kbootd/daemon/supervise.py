@@ -37,7 +37,7 @@ def describe(role: str, node: str, endpoint: str, h: Health) -> str:
 class Supervisor:
     def __init__(self, checker: Checker | Callable[[], Health], notifier: Notifier, journal: Journal,
                  board: StatusBoard, *, role: str, node: str, endpoint: str, interval: float,
-                 stop: threading.Event | None = None) -> None:
+                 stop: threading.Event | None = None, set_up: Callable[[], bool] | None = None) -> None:
         self.check = checker.check if isinstance(checker, Checker) else checker
         self.notifier = notifier
         self.journal = journal
@@ -45,6 +45,8 @@ class Supervisor:
         self.role, self.node, self.endpoint = role, node, endpoint
         self.interval = interval
         self.stop = stop or threading.Event()
+        self.set_up = set_up  # False once `kbootd reset` removed the state: nothing left to watch
+        self.reset_seen = False
         self.last: str | None = None
         self.rounds = 0
         # The watchdog is fed from this loop, so a hung check is a missed ping.
@@ -70,6 +72,9 @@ class Supervisor:
         while not self.stop.is_set():
             now = time.monotonic()
             if now >= next_check:
+                if self.set_up is not None and not self.set_up():
+                    self.reset_seen = True
+                    break
                 self.round()
                 next_check = time.monotonic() + self.interval
             self.notifier.watchdog()
@@ -119,8 +124,14 @@ def main(argv: list[str] | None = None) -> int:
         checker = Checker(host, s.role or "worker", s.node_name or "")
         sup = Supervisor(checker, notifier, journal, board, role=s.role or "worker",
                          node=s.node_name or "?", endpoint=s.endpoint or "?", interval=a.interval,
-                         stop=stop)
+                         stop=stop, set_up=lambda: host.exists(paths.state_file))
         code = sup.run()
+        if sup.reset_seen:
+            # Exit 0, so Restart=on-failure leaves it stopped; the next start sets the node up again.
+            notifier.stopping("stopping: the node was reset (kbootd reset)")
+            journal.log("stopping", f"{paths.state_file} is gone (kbootd reset); nothing left to supervise",
+                        phase="supervise")
+            return 0
         notifier.stopping(f"stopping; {sup.last or ''}".rstrip("; "))
         journal.log("stopping", "kbootd stopping (SIGTERM); the node stays as it is", phase="supervise")
         board.update(state=STOPPED)
