@@ -218,7 +218,8 @@ class TestAPIServer:
     def _load_or_make_ca(self) -> pki.CertificateAuthority:
         if self._cert_dir is not None:
             return pki.CertificateAuthority.load(self._cert_dir / "ca.crt", self._cert_dir / "ca.key")
-        return pki.CertificateAuthority.generate(now=self.clock.now())
+        # TLS material follows real time (OpenSSL checks it), whatever the test clock says.
+        return pki.CertificateAuthority.generate()
 
     def _serving_files(self) -> tuple[Path, Path]:
         if self._cert_dir is not None and (self._cert_dir / "apiserver.crt").exists():
