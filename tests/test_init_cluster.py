@@ -521,6 +521,24 @@ def test_an_api_server_restart_during_init_is_ridden_out(cluster: Cluster) -> No
     assert normalized(srv) == want
 
 
+def test_a_namespace_the_api_server_has_not_made_yet_is_waited_for(cluster: Cluster) -> None:
+    # Right after start-up kube-apiserver may not have made kube-public yet: creates there get
+    # `namespaces "kube-public" not found` until it does.
+    srv = cluster.srv
+    ns = srv.store.get("namespaces", "kube-public")
+    srv.store.delete("namespaces", "kube-public")
+    timer = threading.Timer(0.6, srv.store.create, args=({"apiVersion": "v1", "kind": "Namespace",
+                                                          "metadata": {"name": "kube-public",
+                                                                       "labels": ns["metadata"].get("labels")}},))
+    timer.start()
+    try:
+        run_init(cluster)
+    finally:
+        timer.join()
+    assert srv.store.get("configmaps", "cluster-info", "kube-public") is not None
+    assert srv.store.get("rolebindings", "kubeadm:bootstrap-signer-clusterinfo", "kube-public") is not None
+
+
 def test_wait_control_plane_waits_for_readyz_then_times_out(cluster: Cluster) -> None:
     srv = cluster.srv
     srv.set_ready(False)
