@@ -7,24 +7,13 @@ stored pretty-printed; text bodies are byte for byte (see that folder's README.m
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests import shared
 
-def shared_dir() -> Path:
-    """shared/ lives beside the checkout (CI) or at /work/shared (developer machines)."""
-    env = os.environ.get("KBOOTD_SHARED_DIR")
-    candidates = [Path(env)] if env else []
-    candidates += [Path(__file__).resolve().parents[3] / "shared", Path("/work/shared")]
-    for c in candidates:
-        if (c / "fixtures").is_dir():
-            return c
-    return candidates[0]
-
-
-FIXTURES = shared_dir() / "fixtures"
+FIXTURES = shared.FIXTURES
 APISERVER_FIXTURES = FIXTURES / "apiserver"
 
 
