@@ -36,8 +36,8 @@ from kbootd.pin import pin_of
 from kbootd.report import RecordingReporter
 from tests.apiserver import TestAPIServer, kubeadm, pki, schema
 from tests.keycache import cached_keys
+from tests.shared import FIXTURES
 
-FIXTURES = Path("/work/shared/fixtures")
 DRYRUN = FIXTURES / "kubeadm/init-basic/dryrun-stdout.txt"
 RECORDED = FIXTURES / "apiserver"
 TOKEN_ID, SECRET = "abcdef", "0123456789abcdef"  # the fixtures' test token
