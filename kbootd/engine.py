@@ -34,7 +34,13 @@ def run(role: str, cfg: InitConfig | JoinConfig, *, reporter: Reporter, root: st
     ctx.on_phase_done = on_phase_done
     if store:
         ctx.store.update(store)
-    workflow.run(phases, ctx, only=only, skip=tuple(skip_phases) + tuple(cfg.skip_phases))
+    try:
+        workflow.run(phases, ctx, only=only, skip=tuple(skip_phases) + tuple(cfg.skip_phases))
+    finally:
+        # A long-lived caller (the daemon) must not collect connection pools run after run.
+        client = ctx.store.pop("api_client", None)
+        if client is not None and hasattr(client, "close"):
+            client.close()
     return ctx
 
 
