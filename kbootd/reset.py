@@ -89,6 +89,8 @@ def _kubelet_mounts(ctx) -> list[str]:
 def cleanup_node(ctx) -> None:
     rep, host, paths = ctx.reporter, ctx.host, ctx.paths
     opts = _opts(ctx)
+    # A kbootd daemon mid-run would write its state back; a supervising one exits by itself.
+    host.systemctl("stop", "kbootd", check=False)
     rep.info("reset", "Stopping the kubelet service")
     host.systemctl("stop", "kubelet", check=False)
     for m in _kubelet_mounts(ctx):

@@ -42,9 +42,9 @@ def test_reset_removes_state_keeps_dirs_and_cni(root):
     for d in ("etc/kubernetes/manifests", "etc/kubernetes/pki", "var/lib/kubelet", "var/lib/etcd"):
         assert (root / d).is_dir()
     cmds = [a.target for a in ctx.host.actions if a.kind == "run"]
-    assert cmds[0] == "systemctl stop kubelet"
+    assert cmds[:2] == ["systemctl stop kbootd", "systemctl stop kubelet"]
     # children unmounted before their parents
-    assert cmds[1:3] == ["umount '/var/lib/kubelet/pods/abc/volumes/kubernetes.io~projected/kube-api-access'",
+    assert cmds[2:4] == ["umount '/var/lib/kubelet/pods/abc/volumes/kubernetes.io~projected/kube-api-access'",
                          "umount /var/lib/kubelet/pods/abc"]
     assert f"crictl --runtime-endpoint {SOCK} pods --quiet" in cmds
     assert cmds[-1] == "systemctl daemon-reload"

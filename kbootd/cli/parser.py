@@ -201,6 +201,29 @@ def build(only: str | None = None) -> argparse.ArgumentParser:
             flags(w)
             _common(w)
             w.set_defaults(_handler="kbootd.cli.commands:phase")
+    if (p := cmd("run", "Run the daemon: read role and token from cloud-init, init or join, then supervise",
+                  "kbootd.daemon.main:run")):
+        p.add_argument("--no-supervise", action="store_true",
+                       help="exit once the node is initialised or joined instead of supervising it")
+        _common(p, dry_run=False)
+    if (p := cmd("status", "Show where this node's bootstrap stands (like cloud-init status)",
+                  "kbootd.daemon.status:command")):
+        p.add_argument("-o", "--output", choices=("text", "json"), default="text")
+        p.add_argument("--wait", action="store_true", help="wait until kbootd is done or has failed for good")
+        p.add_argument("--timeout", metavar="DURATION", help="with --wait: give up after this long")
+        p.add_argument("--root", default=None, metavar="DIR", help="the host's root filesystem")
+    if (p := cmd("ca", "Make a cluster CA ahead of time (for user-data: workers get its pin up front)",
+                  "kbootd.cli.commands:config")):
+        cas = p.add_subparsers(dest="ca_command", metavar="SUBCOMMAND", parser_class=KbootdArgumentParser)
+        cas.required = True
+        g = cas.add_parser("generate", help="Print a new CA certificate, key and pin as cloud-config write_files")
+        g.add_argument("--common-name", default=None, metavar="CN", help="the CA's common name (default kubernetes)")
+        g.add_argument("--validity", default=None, metavar="DURATION", help="how long the CA is valid (default 87600h)")
+        g.add_argument("--algorithm", choices=("RSA-2048", "RSA-3072", "RSA-4096", "ECDSA-P256", "ECDSA-P384"),
+                       default="RSA-2048")
+        g.add_argument("-o", "--output", choices=("text", "json"), default="text")
+        g.add_argument("--out-dir", default=None, metavar="DIR", help="write ca.crt and ca.key (0600) there instead")
+        g.set_defaults(_handler="kbootd.daemon.ca:command")
     if (p := cmd("completion", "Print shell completion code (bash or zsh)", "kbootd.cli.commands:completion")):
         p.add_argument("shell", choices=("bash", "zsh"))
     if (p := cmd("version", "Print the version of kbootd", "kbootd.cli.commands:version")):
@@ -208,4 +231,4 @@ def build(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = ("init", "join", "reset", "token", "config", "phase", "completion", "version")
+COMMANDS = ("init", "join", "reset", "token", "config", "phase", "run", "status", "ca", "completion", "version")
