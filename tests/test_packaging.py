@@ -355,7 +355,7 @@ def test_rpm_contains_exactly_the_expected_files(rpm: Rpm) -> None:
         f"/usr/share/doc/kbootd-{__version__}/README.md",
         "/etc/kbootd/kbootd.yaml.example",
         *(f"{site}/kbootd-{__version__}.dist-info/{n}"
-          for n in ("INSTALLER", "METADATA", "RECORD", "WHEEL", "entry_points.txt", "top_level.txt")),
+          for n in ("INSTALLER", "LICENSE", "METADATA", "RECORD", "WHEEL", "entry_points.txt", "top_level.txt")),
         *(f"{site}/{p}" for p in _python_files(rpm.source)),
         *(f"/usr/share/kbootd/cloud-init/{p}" for p in _cloud_init_files(rpm.source)),
     }
