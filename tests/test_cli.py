@@ -141,7 +141,7 @@ def test_join_endpoint_with_config_is_an_error():
     (["init", "--bogus"], 3, "unrecognized arguments: --bogus"),
     (["frobnicate"], 3, "invalid choice"),
     (["join", "10.0.0.1:6443", "--token", "abcdef.0123456789abcdef"], 3, "discovery-token-ca-cert-hash"),
-    (["join", "--discovery-file", "http://example.com/c.conf"], 3, "plain-HTTP"),
+    (["join", "--discovery-file", "http://example.com/c.conf"], 4, "plain-HTTP"),
     (["join", "--token", "abcdef.0123456789abcdef", "--discovery-token-unsafe-skip-ca-verification"], 3,
      "at least one API server endpoint"),
 ])

@@ -7,7 +7,7 @@ import pytest
 
 from kbootd.config.load import load_file
 from kbootd.config.model import ExternalEtcd, InitConfig, JoinConfig
-from kbootd.errors import ValidationError
+from kbootd.errors import SecurityError, ValidationError
 from tests.shared import INIT_BASIC
 
 DATA = Path(__file__).parent / "data"
@@ -146,8 +146,10 @@ def test_validation_errors_name_file_line_field(text, line, pattern):
      r"not a CA public-key pin"),
 ])
 def test_join_validation(text, pattern):
-    with pytest.raises(ValidationError, match=pattern):
+    # A plain-HTTP URL is a SecurityError (exit 4); the rest are ValidationErrors (exit 3).
+    with pytest.raises((ValidationError, SecurityError), match=pattern) as e:
         load_file("join.yaml", "join", warnings.append, text=text)
+    assert e.value.exit_code == (4 if "plain-HTTP" in pattern else 3)
 
 
 def test_latest_falls_back_with_a_warning():

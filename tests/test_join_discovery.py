@@ -20,8 +20,8 @@ from kbootd import workflow
 from kbootd.apiclient import KubeConfig, KubernetesTransport
 from kbootd.cluster import tokens
 from kbootd.errors import PhaseError
-from kbootd.join import PHASES
 from kbootd.join.discovery import STORE_CA_BUNDLE, STORE_CLUSTER, DiscoveredCluster
+from kbootd.phases import JOIN as PHASES
 from kbootd.pin import pin_of
 from kbootd.token import BootstrapToken
 from tests.apiserver import TestAPIServer, kubeadm, pki

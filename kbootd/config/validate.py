@@ -6,7 +6,7 @@ import ipaddress
 import re
 from collections.abc import Callable
 
-from kbootd.errors import ValidationError
+from kbootd.errors import SecurityError, ValidationError
 from kbootd.version import DEFAULT_KUBERNETES_VERSION, MIN_KUBERNETES_MINOR
 
 CA_HASH_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -192,7 +192,9 @@ def endpoint(value: object, where: str, default_port: int = 6443) -> str:
 def https_url(value: object, where: str) -> str:
     v = str(value).strip()
     if v.startswith("http://"):
-        raise ValidationError(
+        # A security failure, not a typo: trusting a CA fetched over plain HTTP is what an
+        # attacker in the middle wants. Fail closed with exit code 4.
+        raise SecurityError(
             f"{where}: refusing plain-HTTP discovery URL {v!r}: the cluster CA must come over HTTPS "
             "(or from a local file)"
         )
