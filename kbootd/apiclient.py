@@ -637,20 +637,29 @@ def merge_patch_apply(target: Any, patch: Any) -> Any:
 
 # --- idempotent writes (kubeadm's util/apiclient/idempotency.go) -----------------------------------
 
+def _create_or_current(client: Client, obj: Obj) -> Obj | None:
+    """Create obj: None when created, else the live object (kubeadm's AlreadyExists branch)."""
+    kind, name, ns = _meta(obj)
+    try:
+        client.create(obj)
+        return None
+    except APIError as e:
+        if not e.already_exists:
+            raise
+    current = client.get(kind, name, ns)
+    if current is None:
+        raise APIUnavailable(f"{describe(kind, name, ns)} vanished while being read")
+    return current
+
+
 def create_or_update(client: Client, obj: Obj) -> str:
     """Create; if it exists, update it unless it already holds everything. Returns what happened."""
     kind, name, ns = _meta(obj)
 
     def attempt() -> str:
-        try:
-            client.create(obj)
-            return "created"
-        except APIError as e:
-            if not e.already_exists:
-                raise
-        current = client.get(kind, name, ns)
+        current = _create_or_current(client, obj)
         if current is None:
-            raise APIUnavailable(f"{describe(kind, name, ns)} vanished while being updated")
+            return "created"
         if contains(current, obj):
             return "unchanged"
         new = copy.deepcopy(obj)
@@ -667,16 +676,8 @@ def create_or_keep(client: Client, obj: Obj) -> tuple[str, Obj | None]:
     kind, name, ns = _meta(obj)
 
     def attempt() -> tuple[str, Obj | None]:
-        try:
-            client.create(obj)
-            return "created", None
-        except APIError as e:
-            if not e.already_exists:
-                raise
-        current = client.get(kind, name, ns)
-        if current is None:
-            raise APIUnavailable(f"{describe(kind, name, ns)} vanished while being read")
-        return "kept", current
+        current = _create_or_current(client, obj)
+        return ("created", None) if current is None else ("kept", current)
 
     return client.retry(attempt, f"create {describe(kind, name, ns)}")
 
@@ -686,15 +687,9 @@ def create_or_mutate(client: Client, obj: Obj, mutate: Callable[[Obj], None]) ->
     kind, name, ns = _meta(obj)
 
     def attempt() -> str:
-        try:
-            client.create(obj)
-            return "created"
-        except APIError as e:
-            if not e.already_exists:
-                raise
-        current = client.get(kind, name, ns)
+        current = _create_or_current(client, obj)
         if current is None:
-            raise APIUnavailable(f"{describe(kind, name, ns)} vanished while being updated")
+            return "created"
         new = copy.deepcopy(current)
         mutate(new)
         if new == current:
