@@ -100,7 +100,13 @@ def settings(root: Path, endpoint: str, interval: int) -> None:
     write(root, "/etc/kbootd/kbootd.yaml",
           "apiVersion: kbootd.io/v1alpha1\nkind: KbootdConfiguration\nrole: worker\n"
           f"token: {TOKEN}\nendpoint: {endpoint}\ncaCertHashes: [{PIN}]\nnodeName: node-3\n"
-          f"supervise:\n  interval: {interval}s\n")
+          f"supervise:\n  interval: {interval}s\n"
+          # This machine is no node (no runtime, no kubelet): preflight would stop a real join
+          # before discovery, which is the state measured here.
+          "kubeadm: |\n  apiVersion: kubeadm.k8s.io/v1beta4\n  kind: JoinConfiguration\n"
+          "  nodeRegistration:\n    ignorePreflightErrors: [all]\n"
+          f"  discovery:\n    bootstrapToken:\n      token: {TOKEN}\n      apiServerEndpoint: {endpoint}\n"
+          f"      caCertHashes: [{PIN}]\n")
 
 
 def kubelet_conf(root: Path, api) -> None:  # noqa: ANN001
@@ -179,6 +185,8 @@ def measure(state: str, args: argparse.Namespace, tmp: Path) -> dict[str, float 
         if state == "supervising" and not listener.ready.wait(30):
             raise SystemExit(f"no READY=1 from the daemon; see {tmp / state / 'kbootd.log'}")
         time.sleep(args.settle)
+        if p.poll() is not None:
+            raise SystemExit(f"kbootd run exited with {p.returncode}; see {tmp / state / 'kbootd.log'}")
         rss0, _, cpu0 = proc(p.pid)
         t0 = time.monotonic()
         peak = rss0
