@@ -265,7 +265,7 @@ def load_kubeconfig(ctx: Any, path: str) -> KubeConfig:
 
 # --- transport -------------------------------------------------------------------------------
 
-class _Memfd:
+class MemFile:
     """Key material handed to OpenSSL by path without touching a disk: a sealed memfd.
 
     The kubernetes client (and urllib3) take only file paths for the CA, client
@@ -300,7 +300,7 @@ class KubernetesTransport:
         self.server = (server or kc.server).rstrip("/")
         self.request_timeout = request_timeout
         self._token = kc.token
-        self._files: list[_Memfd] = []
+        self._files: list[MemFile] = []
         conf = Configuration()
         conf.host = self.server
         conf.verify_ssl = not kc.insecure
@@ -322,7 +322,7 @@ class KubernetesTransport:
         self._api_exception = rest.ApiException
 
     def _file(self, name: str, data: bytes) -> str:
-        f = _Memfd(name, data)
+        f = MemFile(name, data)
         self._files.append(f)
         return f.path
 

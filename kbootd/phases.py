@@ -98,6 +98,8 @@ JOIN: tuple[Phase, ...] = (
 
 RESET: tuple[Phase, ...] = (
     Phase("preflight", "Run reset pre-flight checks", run="kbootd.reset:preflight"),
+    Phase("remove-etcd-member", "Remove this node's local etcd member from the cluster (with --remove-node)",
+          run="kbootd.reset:remove_etcd_member", run_if="kbootd.reset:skip_remove_etcd_member"),
     Phase("remove-node", "Delete this node's Node object (with --remove-node)", run="kbootd.reset:remove_node",
           run_if="kbootd.reset:skip_remove_node"),
     Phase("cleanup-node", "Stop the kubelet, remove Pods and delete kubeadm's and kbootd's files",

@@ -27,6 +27,8 @@ class ResetOptions:
     remove_node: bool = False
     kubeconfig: str | None = None
     node_name: str | None = None
+    # etcd's gRPC gateway on this control plane (kubeadm talks to the local member).
+    etcd_endpoint: str = "https://127.0.0.1:2379"
 
 
 def _opts(ctx) -> ResetOptions:
@@ -64,6 +66,72 @@ def remove_node(ctx) -> None:
         ctx.reporter.info("reset", f"Deleted Node {name!r}")
     else:
         ctx.reporter.info("reset", f"Node {name!r} was not registered")
+
+
+def skip_remove_etcd_member(ctx) -> str | None:
+    if not _opts(ctx).remove_node:
+        return "pass --remove-node to remove this node's etcd member"
+    if not ctx.host.exists(ctx.paths.manifest("etcd")):
+        return "no local etcd on this node"
+    return None
+
+
+def remove_etcd_member(ctx) -> None:
+    """Remove this node's member from the etcd cluster (not the last one: that would lose the data).
+
+    Talks to etcd's v3 JSON gateway with the apiserver-etcd-client certificate, as kubeadm
+    reset does through its etcd client.
+    """
+    from kbootd import node
+
+    opts = _opts(ctx)
+    name = opts.node_name or node.node_name(ctx)
+    if ctx.dry_run:
+        ctx.reporter.info("reset", f"[dryrun] Would remove etcd member {name!r} through {opts.etcd_endpoint}")
+        return
+    session = _etcd_session(ctx, opts.cert_dir)
+    members = _etcd_call(session, opts.etcd_endpoint, "member/list").get("members", [])
+    mine = [m for m in members if m.get("name") == name]
+    if not mine:
+        ctx.reporter.info("reset", f"etcd has no member named {name!r}; nothing to remove")
+        return
+    if len(members) == 1:
+        ctx.reporter.warn("reset", f"{name!r} is the only etcd member; it is not removed (that would "
+                                   "destroy the cluster's data with it)")
+        return
+    _etcd_call(session, opts.etcd_endpoint, "member/remove", {"ID": mine[0]["ID"]})
+    ctx.reporter.info("reset", f"Removed etcd member {name!r} (ID {mine[0]['ID']})")
+
+
+def _etcd_session(ctx, cert_dir: str):
+    import requests
+
+    from kbootd.apiclient import MemFile
+
+    # requests wants file names: the key goes to a sealed memory file, never to a disk.
+    files = {}
+    for name, src in (("ca", f"{cert_dir}/etcd/ca.crt"), ("crt", f"{cert_dir}/apiserver-etcd-client.crt"),
+                      ("key", f"{cert_dir}/apiserver-etcd-client.key")):
+        data = ctx.host.read_bytes(src)
+        if data is None:
+            raise KbootdError(f"reset: cannot reach etcd: {src} is missing")
+        files[name] = MemFile(f"etcd-{name}", data)
+    ctx.store.setdefault("_memfiles", []).extend(files.values())
+    s = requests.Session()
+    s.trust_env = False
+    s.verify = files["ca"].path
+    s.cert = (files["crt"].path, files["key"].path)
+    return s
+
+
+def _etcd_call(session, endpoint: str, call: str, body: dict | None = None) -> dict:
+    try:
+        r = session.post(f"{endpoint}/v3/cluster/{call}", json=body or {}, timeout=10)
+    except Exception as e:  # requests' errors: connection refused, TLS, timeout
+        raise KbootdError(f"reset: etcd at {endpoint} did not answer {call}: {e}") from None
+    if r.status_code != 200:
+        raise KbootdError(f"reset: etcd {call} failed: HTTP {r.status_code}: {r.text[:200]}")
+    return r.json()
 
 
 def _cri_socket(ctx) -> str | None:

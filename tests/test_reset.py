@@ -1,3 +1,8 @@
+import json
+import ssl
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 import pytest
 
 from kbootd import engine
@@ -82,3 +87,92 @@ def test_cli_phase_reset_lists_and_runs_one(root, run_cli):
     rc, out, err = run_cli("phase", "reset", "cleanup-node", "--root", str(root), "--cri-socket", SOCK)
     assert rc == 0, err
     assert not (root / "etc/kubernetes/admin.conf").exists()
+
+
+# --- remove-etcd-member against a stand-in of etcd's v3 JSON gateway -------------------------------
+
+
+class FakeEtcd:
+    """HTTPS on 127.0.0.1 with etcd's certs from a kbootd init: member/list and member/remove."""
+
+    def __init__(self, pki, members):
+        self.members = members
+        self.removed: list[str] = []
+        self.client_cns: list[str] = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
+                fake.client_cns.append(dict(x[0] for x in self.connection.getpeercert()["subject"])["commonName"])
+                if self.path == "/v3/cluster/member/list":
+                    out = {"members": fake.members}
+                elif self.path == "/v3/cluster/member/remove":
+                    fake.removed.append(body["ID"])
+                    fake.members = [m for m in fake.members if m["ID"] != body["ID"]]
+                    out = {"members": fake.members}
+                else:
+                    self.send_error(404)
+                    return
+                data = json.dumps(out).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *a):
+                pass
+
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(pki / "etcd/server.crt", pki / "etcd/server.key")
+        ctx.load_verify_locations(pki / "etcd/ca.crt")
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.url = f"https://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def initialised(root):
+    from kbootd.config.load import load_file
+    from kbootd.phases import INIT, INIT_LOCAL
+    from tests.keycache import cached_keys
+
+    text = ("apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\n"
+            "localAPIEndpoint: {advertiseAddress: 10.0.0.10}\nnodeRegistration: {name: cp-1}\n")
+    with cached_keys():
+        engine.run("init", load_file("k.yaml", "init", print, text=text), reporter=RecordingReporter(),
+                   root=str(root), ignore_preflight_errors=("all",),
+                   skip_phases=tuple(p.name for p in INIT if p.name not in INIT_LOCAL))
+    return root
+
+
+@pytest.mark.parametrize("members,removed,message", [
+    ([{"ID": "11", "name": "cp-1"}, {"ID": "22", "name": "cp-2"}], ["11"], "Removed etcd member 'cp-1' (ID 11)"),
+    ([{"ID": "11", "name": "cp-1"}], [], "the only etcd member"),
+    ([{"ID": "22", "name": "cp-2"}, {"ID": "33", "name": "cp-3"}], [], "no member named 'cp-1'"),
+])
+def test_remove_etcd_member(initialised, members, removed, message):
+    etcd = FakeEtcd(initialised / "etc/kubernetes/pki", members)
+    try:
+        rep = RecordingReporter()
+        engine.run_reset(ResetOptions(force=True, remove_node=True, cri_socket=SOCK, etcd_endpoint=etcd.url,
+                                      node_name="cp-1"),
+                         reporter=rep, root=str(initialised), only="remove-etcd-member")
+    finally:
+        etcd.close()
+    assert etcd.removed == removed
+    assert message in rep.text()
+    assert set(etcd.client_cns) == {"kube-apiserver-etcd-client"}  # authenticated as kubeadm does
+
+
+def test_remove_etcd_member_is_opt_in(initialised):
+    rep = RecordingReporter()
+    engine.run_reset(ResetOptions(force=True, cri_socket=SOCK, etcd_endpoint="https://127.0.0.1:9"),
+                     reporter=rep, root=str(initialised), only="remove-etcd-member")
+    assert ("skipped", "remove-etcd-member", "pass --remove-node to remove this node's etcd member") in rep.events
