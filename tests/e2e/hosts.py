@@ -37,6 +37,19 @@ class Hosts:
         h.start()
         return h
 
+    def launch(self, name: str, *, ip: str | None = None, seed: Seed | None = None,
+               kbootd: bool = True, install: Sequence[Installer] = (),
+               timeout: float = 120) -> Host:
+        """Like boot() but returns as soon as the host starts booting (several hosts boot
+        in parallel); call its wait_ready() before using it."""
+        h = Host(self.net if ip else None, name=name, ip=ip, image=self.image_root,
+                 seed=seed, boot_timeout=timeout,
+                 install=[*([kbootd_installer(self.artefact)] if kbootd else []), *install])
+        self.hosts.append(h)
+        h.prepare()
+        h.launch()
+        return h
+
     def close(self, failed: bool) -> None:
         """Close every host even if one fails to, then the network; re-raise the first error."""
         errors: list[Exception] = []

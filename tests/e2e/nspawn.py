@@ -339,9 +339,11 @@ class Host:
             kill_cgroup(self._cg)
 
     def launch(self) -> None:
-        """Start booting (returns at once; see wait_ready)."""
+        """Start booting (returns at once; see wait_ready). After stop(), boots the same
+        overlay again: same seed and instance-id, so cloud-init sees the same instance."""
         if self.net is not None and self.ip is not None:
-            self.netns = self.net.attach(self.name, self.ip)
+            if self.netns is None:                      # a reboot keeps its netns
+                self.netns = self.net.attach(self.name, self.ip)
             # Start nspawn inside the host's netns and share it. Not --network-namespace-
             # path: with it the container's /sys/class/net shows the machine's NICs, which
             # confuses cloud-init. Sharing drops CAP_NET_ADMIN, so give it back.
@@ -369,12 +371,22 @@ class Host:
                     return int(kid)
         raise HostError(f"{self.name}: container's systemd not running yet")
 
-    def wait_booted(self, timeout: float | None = None) -> str:
-        """`systemctl is-system-running --wait` inside; returns running/degraded."""
+    def wait_booted(self, timeout: float | None = None, target: str | None = None) -> str:
+        """`systemctl is-system-running --wait` inside; returns running/degraded. With a
+        target (e.g. multi-user.target): until that target is active, returns "active";
+        for hosts whose boot job queue holds a long start job (a Type=notify unit that
+        waits before READY=1 keeps the system "starting")."""
         deadline = time.monotonic() + (timeout or self.boot_timeout)
         state = ""
         while time.monotonic() < deadline:
             try:
+                if target:
+                    state = self.run(["systemctl", "is-active", target], check=False,
+                                     timeout=max(1.0, deadline - time.monotonic())).stdout.strip()
+                    if state == "active":
+                        return state
+                    time.sleep(0.2)
+                    continue
                 r = self.run(["systemctl", "is-system-running", "--wait"], check=False,
                              timeout=max(1.0, deadline - time.monotonic()))
                 state = r.stdout.strip()
@@ -398,11 +410,12 @@ class Host:
                 return line.split(":", 1)[1].strip()
         raise HostError(f"{self.name}: no cloud-init status in {r.stdout!r} {r.stderr!r}")
 
-    def wait_ready(self, timeout: float | None = None) -> str:
-        """Booted and cloud-init finished, within one deadline; returns the system state
-        measured after cloud-init (its final stage runs late in boot)."""
+    def wait_ready(self, timeout: float | None = None, target: str | None = None) -> str:
+        """Booted (or `target` reached, see wait_booted) and cloud-init finished, within
+        one deadline; returns the system state measured after cloud-init (its final stage
+        runs late in boot)."""
         deadline = time.monotonic() + (timeout or self.boot_timeout)
-        self.wait_booted(deadline - time.monotonic())
+        self.wait_booted(deadline - time.monotonic(), target)
         self.wait_cloud_init(max(1.0, deadline - time.monotonic()))
         return self.run(["systemctl", "is-system-running"], check=False).stdout.strip()
 
