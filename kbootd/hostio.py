@@ -173,6 +173,9 @@ class Host:
         try:
             p = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, check=False)
         except FileNotFoundError as e:
+            if not check:
+                # The caller treats failure as non-fatal; a missing program is one more such failure.
+                return CommandResult(tuple(argv), 127, "", f"{argv[0]}: not found in PATH")
             raise KbootdError(f"cannot run {argv[0]}: not found in PATH") from e
         except subprocess.TimeoutExpired as e:
             raise KbootdError(f"{redact(line)}: timed out after {timeout:.0f}s") from e

@@ -101,3 +101,19 @@ def test_listdir_merges_overlay(root):
     h = Host(Paths.rooted(root), dry_run=True, say=lambda s: None)
     h.write_file("/etc/kubernetes/manifests/b.yaml", "", 0o600)
     assert h.listdir("/etc/kubernetes/manifests") == ["a.yaml", "b.yaml"]
+
+
+def test_missing_program_is_a_failure_not_a_crash_when_unchecked(monkeypatch):
+    import subprocess
+
+    from kbootd.errors import KbootdError
+
+    def missing(*a, **kw):
+        raise FileNotFoundError("modprobe")
+
+    monkeypatch.setattr(subprocess, "run", missing)
+    h = Host(Paths.rooted("/"), say=lambda s: None)
+    res = h.run(["modprobe", "br_netfilter"], check=False)
+    assert res.returncode == 127 and "not found" in res.stderr
+    with pytest.raises(KbootdError, match="not found in PATH"):
+        h.run(["modprobe", "br_netfilter"])

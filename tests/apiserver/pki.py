@@ -108,7 +108,7 @@ class CertificateAuthority:
 
     def _builder(self, subject: x509.Name, public_key: Any, not_before: datetime,
                  not_after: datetime) -> x509.CertificateBuilder:
-        not_after = min(not_after, self.cert.not_valid_after_utc)
+        not_after = min(not_after, cert_not_after(self.cert))  # cryptography 38 (Debian 12) lacks *_utc
         aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(self.cert.public_key())  # type: ignore[arg-type]
         return (
             x509.CertificateBuilder()
@@ -210,3 +210,8 @@ def write_kubeconfig(path: Path, config: dict[str, Any]) -> Path:
     with os.fdopen(fd, "w") as f:
         yaml.safe_dump(config, f, default_flow_style=False, sort_keys=False)
     return path
+
+def cert_not_after(cert: x509.Certificate) -> datetime:
+    from kbootd.pki.certs import not_after
+
+    return not_after(cert)
