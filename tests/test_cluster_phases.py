@@ -109,18 +109,6 @@ class FakeAPI:
             self.crash_at = None
             raise Crash(f"crashed after write {self.writes}")
 
-    @staticmethod
-    def merge(target, patch):
-        if not isinstance(patch, dict):
-            return copy.deepcopy(patch)
-        out = copy.deepcopy(target) if isinstance(target, dict) else {}
-        for k, v in patch.items():
-            if v is None:
-                out.pop(k, None)
-            else:
-                out[k] = FakeAPI.merge(out.get(k), v)
-        return out
-
     def add_node(self, name: str = "cp-1") -> None:
         self.objects[("/api/v1/nodes", name)] = self._stamp({
             "apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
@@ -177,7 +165,7 @@ class FakeAPI:
             if rv and rv != cur["metadata"]["resourceVersion"]:
                 return self.status(409, "Conflict", "the object has been modified", plural)
             self._write()
-            self.objects[key] = self._stamp(self.merge(cur, patch), cur)  # lists (taints) replaced whole
+            self.objects[key] = self._stamp(apiclient.merge_patch_apply(cur, patch), cur)  # lists (taints) replaced whole
             self._maybe_crash()
             return self.ok(200, self.objects[key])
         if method == "DELETE":
