@@ -75,9 +75,9 @@ def child(args: argparse.Namespace) -> int:
     from kbootd.workflow import Phase
 
     if args.child == "supervising":
-        phases.WORKFLOWS["join"] = (Phase("discovery", "stand-in", run="__main__:standin_joined"),)
+        phases.WORKFLOWS["join"] = (Phase("discovery", "stand-in", run=standin_joined),)
     elif args.join == "standin":
-        phases.WORKFLOWS["join"] = (Phase("discovery", "stand-in", run="__main__:standin_discovery"),)
+        phases.WORKFLOWS["join"] = (Phase("discovery", "stand-in", run=standin_discovery),)
     return main.run(argparse.Namespace(root=args.root, verbosity=0, no_supervise=False))
 
 

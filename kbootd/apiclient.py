@@ -738,10 +738,10 @@ def client_for(ctx: Any, kubeconfig: str | None = None, *, server: str | None = 
                timeout: float | None = None) -> Client:
     """A client from a kubeconfig (admin.conf by default); the dry-run client in dry-run.
 
-    ctx.store["api_client"], when set, is used as is (tests, and a client already built),
+    ctx.data.api_client, when set, is used as is (tests, and a client already built),
     except that dry-run only ever uses a DryRunClient.
     """
-    given = ctx.store.get("api_client")
+    given = ctx.data.api_client
     if ctx.dry_run:
         # Never a real client in dry-run, whatever was handed over.
         return given if isinstance(given, DryRunClient) else DryRunClient(ctx.reporter.out)

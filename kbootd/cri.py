@@ -26,10 +26,6 @@ except ModuleNotFoundError:  # pragma: no cover - exercised on 3.10 only
     tomllib = None  # type: ignore[assignment]
 
 PHASE = "cri"
-STORE_SOCKET = "cri_socket"
-STORE_PAUSE_IMAGE = "pause_image"  # join may set it from the downloaded ClusterConfiguration
-STORE_CGROUP_DRIVER = "cgroup_driver"  # join may set it from the downloaded KubeletConfiguration
-STORE_CONTAINERD_VERSION = "containerd_version"
 
 # kubeadm's known sockets (constants CRISocketContainerd/CRIO/Docker), each also under /run:
 # /var/run is a symlink to /run on every systemd host, but a test root may hold either.
@@ -66,16 +62,16 @@ def runtime_of(socket: str) -> str:
 
 
 def detect_socket(ctx: Any) -> str:
-    """The CRI socket: nodeRegistration.criSocket if set, else the one known socket present.
+    """The CRI socket (ctx.data.cri_socket keeps it): nodeRegistration.criSocket or reset's
+    --cri-socket if set, else the one known socket present.
 
     None present: containerd's default, with a warning (kubeadm falls back the same way;
     preflight then reports whether it answers). Several: an error asking for --cri-socket.
     """
-    if STORE_SOCKET in ctx.store:
-        return ctx.store[STORE_SOCKET]
     cfg = ctx.init or ctx.join
-    if cfg is not None and cfg.node.cri_socket:
-        found = cfg.node.cri_socket
+    configured = cfg.node.cri_socket if cfg is not None else (ctx.reset.cri_socket if ctx.reset else None)
+    if configured:
+        found = configured
     else:
         present = []
         for _name, candidates in KNOWN_RUNTIMES:
@@ -92,7 +88,6 @@ def detect_socket(ctx: Any) -> str:
             found = DEFAULT_CRI_SOCKET
             ctx.reporter.warn(PHASE, "no known CRI socket found (containerd, CRI-O, cri-dockerd); "
                                      f"assuming {found}. Set --cri-socket if the runtime is elsewhere")
-    ctx.store[STORE_SOCKET] = found
     return found
 
 
@@ -102,8 +97,8 @@ def pause_image_for(ctx: Any, pause_image: str | None = None) -> str:
     """Explicit, else what join stored from the cluster, else the init config's version, else default."""
     if pause_image:
         return pause_image
-    if ctx.store.get(STORE_PAUSE_IMAGE):
-        return ctx.store[STORE_PAUSE_IMAGE]
+    if ctx.data.cluster_pause_image:
+        return ctx.data.cluster_pause_image
     from kbootd.images import images_for
 
     cluster = ctx.init.cluster if ctx.init is not None else ClusterConfig()
@@ -112,7 +107,7 @@ def pause_image_for(ctx: Any, pause_image: str | None = None) -> str:
 
 def cgroup_driver_for(ctx: Any, cgroup_driver: str | None = None) -> str:
     """The kubelet's cgroupDriver; the runtime must use the same one."""
-    driver = cgroup_driver or ctx.store.get(STORE_CGROUP_DRIVER)
+    driver = cgroup_driver or ctx.data.cluster_cgroup_driver
     if not driver and ctx.init is not None:
         driver = (ctx.init.kubelet_overrides or {}).get("cgroupDriver")
     driver = driver or "systemd"
@@ -304,17 +299,14 @@ def plan_containerd(root_text: str | None, version: tuple[int, ...] | None, *, p
                           f"{root_path} is the user's; adding a drop-in")
 
 
-def containerd_version(ctx: Any) -> tuple[int, int, int] | None:
-    """containerd's version from `containerd --version` on the host (cached); None if unknown."""
-    if STORE_CONTAINERD_VERSION in ctx.store:
-        return ctx.store[STORE_CONTAINERD_VERSION]
+def query_containerd_version(ctx: Any) -> tuple[int, int, int] | None:
+    """containerd's version from `containerd --version` on the host; None if unknown."""
     res = ctx.host.query(["containerd", "--version"])
     found = None
     if res is not None and res.returncode == 0:
         # e.g. "containerd github.com/containerd/containerd/v2 v2.0.0 207ad71..."
         m = re.search(r"\sv?(\d+)\.(\d+)\.(\d+)", res.stdout)
         found = (int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else None
-    ctx.store[STORE_CONTAINERD_VERSION] = found
     return found
 
 
@@ -322,7 +314,7 @@ def configure_containerd(ctx: Any, *, pause_image: str, cgroup_driver: str) -> b
     """Apply plan_containerd through the I/O layer; restart containerd only if a file changed."""
     p = ctx.paths
     root_text = ctx.host.read_text(p.containerd_config)
-    plan = plan_containerd(root_text, containerd_version(ctx), pause_image=pause_image,
+    plan = plan_containerd(root_text, ctx.data.containerd_version, pause_image=pause_image,
                            cgroup_driver=cgroup_driver, root_path=p.containerd_config,
                            dropin_path=p.containerd_dropin,
                            dropin_glob=f"{p.containerd_dropin_dir}/*.toml")
@@ -425,7 +417,7 @@ def warn_obsolete_dropins(ctx: Any) -> None:
 
 def configure(ctx: Any, *, pause_image: str | None = None, cgroup_driver: str | None = None) -> None:
     """Phase cri (init and join): runtime configuration for the detected CRI socket."""
-    socket = detect_socket(ctx)
+    socket = ctx.data.cri_socket
     kind = runtime_of(socket)
     ctx.reporter.info(PHASE, f'Using CRI socket "{socket}" ({kind})')
     write_crictl(ctx, socket)

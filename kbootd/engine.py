@@ -1,55 +1,45 @@
-"""Run init or join: the one entry the CLI and the daemon share."""
+"""Run init, join or reset: the one entry the CLI and the daemon share."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
+from kbootd import workflow
 from kbootd.config.model import InitConfig, JoinConfig
-from kbootd.context import Context, make_context
-from kbootd.errors import KbootdError
+from kbootd.context import Context, Seams, make_context
+from kbootd.phases import RESET, WORKFLOWS
 from kbootd.report import Reporter
+from kbootd.reset import ResetOptions
 
 
 def run(role: str, cfg: InitConfig | JoinConfig, *, reporter: Reporter, root: str = "/",
         dry_run: bool = False, ignore_preflight_errors: tuple[str, ...] = (),
         skip_phases: tuple[str, ...] = (), only: str | None = None, skip_token_print: bool = False,
         kubernetes_dir: str | None = None, on_phase_done: Callable[[str], None] | None = None,
-        store: dict[str, Any] | None = None) -> Context:
-    """Run the workflow of `role` ("init" or "join"); returns the context (its store holds products)."""
-    from kbootd import workflow
-    from kbootd.phases import WORKFLOWS
+        seams: Seams | None = None, api_client: Any = None) -> Context:
+    """Run the workflow of `role` ("init" or "join"); returns the context (its data holds products).
 
-    phases = WORKFLOWS[role]
-    if not phases:
-        raise KbootdError(f"kbootd {role}: configuration is valid, but the {role} engine is not built yet "
-                          "(see the feature table in the README)")
+    `api_client` hands init's cluster phases a client already built (tests; closed at the end).
+    """
     ctx = make_context(
         root=root, dry_run=dry_run, reporter=reporter,
         init=cfg if isinstance(cfg, InitConfig) else None,
         join=cfg if isinstance(cfg, JoinConfig) else None,
         ignore_preflight_errors=tuple(ignore_preflight_errors) + tuple(cfg.node.ignore_preflight_errors),
-        skip_token_print=skip_token_print, kubernetes_dir=kubernetes_dir,
+        skip_token_print=skip_token_print, kubernetes_dir=kubernetes_dir, seams=seams,
     )
     ctx.on_phase_done = on_phase_done
-    if store:
-        ctx.store.update(store)
+    ctx.data.api_client = api_client
     try:
-        workflow.run(phases, ctx, only=only, skip=tuple(skip_phases) + tuple(cfg.skip_phases))
+        workflow.run(WORKFLOWS[role], ctx, only=only, skip=tuple(skip_phases) + tuple(cfg.skip_phases))
     finally:
-        # A long-lived caller (the daemon) must not collect connection pools run after run.
-        client = ctx.store.pop("api_client", None)
-        if client is not None and hasattr(client, "close"):
-            client.close()
+        ctx.close()
     return ctx
 
 
-def run_reset(opts: Any, *, reporter: Reporter, root: str = "/", dry_run: bool = False,
+def run_reset(opts: ResetOptions, *, reporter: Reporter, root: str = "/", dry_run: bool = False,
               only: str | None = None, skip_phases: tuple[str, ...] = ()) -> Context:
-    from kbootd import workflow
-    from kbootd.phases import RESET
-
-    ctx = make_context(root=root, dry_run=dry_run, reporter=reporter)
-    ctx.store["reset"] = opts
+    ctx = make_context(root=root, dry_run=dry_run, reporter=reporter, reset=opts)
     workflow.run(RESET, ctx, only=only, skip=skip_phases)
     return ctx

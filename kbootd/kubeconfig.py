@@ -14,18 +14,20 @@ import base64
 import binascii
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from cryptography import x509
 
 from kbootd import node, redact
-from kbootd.context import Context
 from kbootd.errors import KbootdError, ValidationError
 from kbootd.pin import pin_of
 from kbootd.pki import certlist, keys
 from kbootd.pki import certs as c
-from kbootd.pki import phase as pki
+from kbootd.pki import files as pki
+
+if TYPE_CHECKING:
+    from kbootd.context import Context
 
 PHASE = "kubeconfig"
 FILE_MODE = 0o600
@@ -44,7 +46,7 @@ class KubeconfigSpec:
     summary: str
 
     def user_name(self, ctx: Context) -> str:
-        return self.user.format(node=node.node_name(ctx))
+        return self.user.format(node=ctx.data.node_name)
 
 
 KUBECONFIGS: tuple[KubeconfigSpec, ...] = (
@@ -196,7 +198,7 @@ def parse_kubeconfig(text: str | bytes, where: str) -> Kubeconfig:
 # --- the init phase -----------------------------------------------------------------------
 
 def local_api_url(ctx: Context) -> str:
-    addr = node.advertise_address(ctx)
+    addr = ctx.data.advertise_address
     host = f"[{addr}]" if ":" in addr else addr
     return f"https://{host}:{ctx.cfg.bind_port}"
 
@@ -309,33 +311,7 @@ def ensure(ctx: Context, spec: KubeconfigSpec) -> None:
     ctx.host.write_file(path, text, FILE_MODE, sensitive=True)
 
 
-# --- phase entry points -------------------------------------------------------------------
+# --- phase entry point (the sub-phases are made from KUBECONFIGS in kbootd.phases) --------
 
 def kubeconfig(ctx: Context) -> None:
     ctx.reporter.info(PHASE, f'Using kubeconfig folder "{ctx.paths.kubernetes_dir}"')
-
-
-def admin(ctx: Context) -> None:
-    ensure(ctx, BY_NAME["admin"])
-
-
-def super_admin(ctx: Context) -> None:
-    ensure(ctx, BY_NAME["super-admin"])
-
-
-def kubelet(ctx: Context) -> None:
-    ensure(ctx, BY_NAME["kubelet"])
-
-
-def controller_manager(ctx: Context) -> None:
-    ensure(ctx, BY_NAME["controller-manager"])
-
-
-def scheduler(ctx: Context) -> None:
-    ensure(ctx, BY_NAME["scheduler"])
-
-
-def run_all(ctx: Context) -> None:
-    kubeconfig(ctx)
-    for spec in KUBECONFIGS:
-        ensure(ctx, spec)

@@ -20,7 +20,6 @@ from typing import Any
 
 import yaml
 
-from kbootd import node
 from kbootd.config.model import ClusterConfig, ExtraArgs, InitConfig
 from kbootd.config.validate import service_ip, version_minor
 from kbootd.errors import ValidationError
@@ -30,7 +29,6 @@ API = "kubelet.config.k8s.io/v1beta1"
 KIND = "KubeletConfiguration"
 DEFAULT_MANIFESTS_DIR = "/etc/kubernetes/manifests"
 ENV_VAR = "KUBELET_KUBEADM_ARGS"
-STORE_KUBELET_CONFIG = "kubelet_config"  # read by kbootd.cluster.uploadconfig
 # Where packages put the kubelet; the first present one goes into ExecStart.
 KUBELET_BINARIES = ("/usr/bin/kubelet", "/usr/local/bin/kubelet")
 # systemd-resolved's real upstream list; the kubelet must not hand pods the 127.0.0.53 stub.
@@ -259,7 +257,7 @@ def write_kubelet_config(ctx: Any, content: str | Mapping[str, Any], *,
 
 def host_name(ctx: Any) -> str:
     """The name the kubelet registers by default (os.Hostname, lower-cased)."""
-    return node.host_name(ctx).strip().lower()
+    return ctx.data.host_name.strip().lower()
 
 
 def kubelet_flags(*, cri_socket: str, node_name: str, host_name: str, pause_image: str | None,
@@ -313,13 +311,12 @@ def write_flags_env(ctx: Any, *, cri_socket: str, pause_image: str | None,
                     extra_args: ExtraArgs | None = None, cloud_provider: str | None = None,
                     node_ip: str | None = None) -> bool:
     """Write kubeadm-flags.env for this node (init and join). True if changed."""
-    from kbootd.node import node_name
 
     cfg = ctx.init or ctx.join
     if extra_args is None:
         extra_args = cfg.node.kubelet_extra_args if cfg is not None else ()
     cloud_config = ctx.paths.cloud_config if ctx.host.exists(ctx.paths.cloud_config) else None
-    flags = kubelet_flags(cri_socket=cri_socket, node_name=node_name(ctx), host_name=host_name(ctx),
+    flags = kubelet_flags(cri_socket=cri_socket, node_name=ctx.data.node_name, host_name=host_name(ctx),
                           pause_image=pause_image, extra_args=extra_args,
                           cloud_provider=cloud_provider, cloud_config=cloud_config, node_ip=node_ip)
     path = ctx.paths.kubelet_flags_env
@@ -483,9 +480,8 @@ def setup_node(ctx: Any, *, kubelet_config: str | Mapping[str, Any], cri_socket:
     join passes the KubeletConfiguration it downloaded and the pause image of the cluster's
     version; node name and CRI socket come from ctx (ctx.join) unless given.
     """
-    from kbootd.cri import detect_socket
 
-    socket_ = cri_socket or detect_socket(ctx)
+    socket_ = cri_socket or ctx.data.cri_socket
     changed = write_flags_env(ctx, cri_socket=socket_, pause_image=pause_image, extra_args=extra_args,
                               cloud_provider=cloud_provider, node_ip=node_ip)
     changed |= write_kubelet_config(ctx, kubelet_config, source=source)
@@ -502,8 +498,5 @@ def start(ctx: Any) -> None:
     cfg: InitConfig = ctx.cfg
     warn = lambda m: ctx.reporter.warn(PHASE, m)  # noqa: E731
     doc = kubelet_configuration(cfg, manifests_dir=ctx.paths.manifests_dir, warn=warn)
-    # upload-config publishes this text as the kubelet-config ConfigMap (kubeadm's is
-    # byte-identical to config.yaml, less the node-local resolvConf).
-    ctx.store[STORE_KUBELET_CONFIG] = render_yaml(doc)
     setup_node(ctx, kubelet_config=doc, pause_image=pod_infra_image(cfg.cluster, warn),
                cloud_provider=cfg.cluster.cloud_provider)

@@ -8,24 +8,23 @@ from kbootd.config import validate as v
 from kbootd.errors import ValidationError
 
 
-def host_name(ctx) -> str:
+def detect_host_name(ctx) -> str:
     """The machine's host name as the kernel reports it (under a test root: its /etc/hostname)."""
-    if "host_name" not in ctx.store:
-        raw = None
-        if not ctx.paths.is_host:
-            raw = (ctx.host.read_text("/etc/hostname") or "").strip() or None
-        ctx.store["host_name"] = raw or socket.gethostname()
-    return ctx.store["host_name"]
+    raw = None
+    if not ctx.paths.is_host:
+        raw = (ctx.host.read_text("/etc/hostname") or "").strip() or None
+    return raw or socket.gethostname()
 
 
-def node_name(ctx) -> str:
+def derive_node_name(ctx) -> str:
     """--node-name / nodeRegistration.name, else the host name lower-cased, as kubeadm does."""
     cfg = ctx.init or ctx.join
     if cfg is not None and cfg.node.name:
         return cfg.node.name
-    if "node_name" not in ctx.store:
-        ctx.store["node_name"] = v.node_name(host_name(ctx), "host name (set --node-name to override)")
-    return ctx.store["node_name"]
+    opts = ctx.reset
+    if opts is not None and opts.node_name:
+        return opts.node_name
+    return v.node_name(ctx.data.host_name, "host name (set --node-name to override)")
 
 
 def _default_route_iface(ctx) -> str | None:
@@ -51,13 +50,11 @@ def _iface_ipv4(iface: str) -> str | None:
         s.close()
 
 
-def advertise_address(ctx) -> str:
+def detect_advertise_address(ctx) -> str:
     """The API server's advertise address; 0.0.0.0 or unset means the default interface's (spec)."""
     cfg = ctx.cfg
     if cfg.advertise_address and cfg.advertise_address not in ("0.0.0.0", "::"):
         return cfg.advertise_address
-    if "advertise_address" in ctx.store:
-        return ctx.store["advertise_address"]
     iface = _default_route_iface(ctx)
     addr = _iface_ipv4(iface) if (iface and ctx.paths.is_host) else None
     if not addr:
@@ -65,7 +62,6 @@ def advertise_address(ctx) -> str:
             "cannot find the default interface's address"
             + ("" if ctx.paths.is_host else f" under --root {ctx.paths.root}")
             + "; set --apiserver-advertise-address (or localAPIEndpoint.advertiseAddress)")
-    ctx.store["advertise_address"] = addr
     return addr
 
 
@@ -74,7 +70,7 @@ def control_plane_endpoint(ctx) -> str:
     cfg = ctx.cfg
     if cfg.cluster.control_plane_endpoint:
         return cfg.cluster.control_plane_endpoint
-    addr = advertise_address(ctx)
+    addr = ctx.data.advertise_address
     return f"[{addr}]:{cfg.bind_port}" if ":" in addr else f"{addr}:{cfg.bind_port}"
 
 

@@ -32,7 +32,7 @@ class ResetOptions:
 
 
 def _opts(ctx) -> ResetOptions:
-    return ctx.store.get("reset") or ResetOptions()
+    return ctx.reset or ResetOptions()
 
 
 def preflight(ctx) -> None:
@@ -53,10 +53,10 @@ def skip_remove_node(ctx) -> str | None:
 
 def remove_node(ctx) -> None:
     """Delete this host's Node object through the API (off by default, as kubeadm)."""
-    from kbootd import apiclient, node
+    from kbootd import apiclient
 
     opts = _opts(ctx)
-    name = opts.node_name or node.node_name(ctx)
+    name = opts.node_name or ctx.data.node_name
     kubeconfig = opts.kubeconfig or ctx.paths.admin_conf
     if not ctx.host.exists(kubeconfig):
         ctx.reporter.warn("reset", f"cannot remove Node {name}: {kubeconfig} not found")
@@ -82,10 +82,9 @@ def remove_etcd_member(ctx) -> None:
     Talks to etcd's v3 JSON gateway with the apiserver-etcd-client certificate, as kubeadm
     reset does through its etcd client.
     """
-    from kbootd import node
 
     opts = _opts(ctx)
-    name = opts.node_name or node.node_name(ctx)
+    name = opts.node_name or ctx.data.node_name
     if ctx.dry_run:
         ctx.reporter.info("reset", f"[dryrun] Would remove etcd member {name!r} through {opts.etcd_endpoint}")
         return
@@ -116,7 +115,7 @@ def _etcd_session(ctx, cert_dir: str):
         if data is None:
             raise KbootdError(f"reset: cannot reach etcd: {src} is missing")
         files[name] = MemFile(f"etcd-{name}", data)
-    ctx.store.setdefault("_memfiles", []).extend(files.values())
+    ctx.data.memfiles.extend(files.values())
     s = requests.Session()
     s.trust_env = False
     s.verify = files["ca"].path
@@ -135,13 +134,8 @@ def _etcd_call(session, endpoint: str, call: str, body: dict | None = None) -> d
 
 
 def _cri_socket(ctx) -> str | None:
-    opts = _opts(ctx)
-    if opts.cri_socket:
-        return opts.cri_socket
     try:
-        from kbootd import cri
-
-        return cri.detect_socket(ctx)
+        return ctx.data.cri_socket
     except KbootdError as e:
         ctx.reporter.warn("reset", f"cannot find the container runtime: {e}")
         return None

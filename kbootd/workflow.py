@@ -1,27 +1,32 @@
 """Phases as data, and the runner that walks them.
 
-A workflow (init, join, reset) is one tuple of Phase declarations. A phase names the
-function that implements it as "module:function", imported only when it runs, so listing
-phases and parsing flags stay light. Sub-phases are addressed as "parent/child".
+A workflow (init, join, reset) is one tuple of Phase declarations (kbootd.phases). A phase
+holds the function that implements it and, optionally, a predicate that gives a reason to
+skip it. Sub-phases are addressed as "parent/child".
 """
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from kbootd.errors import KbootdError, PhaseError, ValidationError
+
+if TYPE_CHECKING:
+    from kbootd.context import Context
+
+Step = Callable[["Context"], None]
+SkipIf = Callable[["Context"], "str | None"]
 
 
 @dataclass(frozen=True)
 class Phase:
     name: str
     summary: str
-    run: str | None = None  # "kbootd.module:function", called with the context
-    run_if: str | None = None  # "kbootd.module:predicate", skipped when it returns a reason string
+    run: Step | None = None  # called with the context
+    skip_if: SkipIf | None = None  # the phase is skipped when it returns a reason
     children: tuple[Phase, ...] = ()
 
     def walk(self, prefix: str = "") -> Iterator[tuple[str, Phase]]:
@@ -29,11 +34,6 @@ class Phase:
         yield path, self
         for c in self.children:
             yield from c.walk(path + "/")
-
-
-def resolve(ref: str) -> Callable[..., Any]:
-    mod, _, fn = ref.partition(":")
-    return getattr(importlib.import_module(mod), fn)
 
 
 def all_phases(workflow: tuple[Phase, ...]) -> list[tuple[str, Phase]]:
@@ -53,7 +53,7 @@ def check_skips(workflow: tuple[Phase, ...], skips: tuple[str, ...] | list[str],
         find(workflow, s, what)
 
 
-def run(workflow: tuple[Phase, ...], ctx: Any, *, only: str | None = None,
+def run(workflow: tuple[Phase, ...], ctx: Context, *, only: str | None = None,
         skip: tuple[str, ...] | list[str] = ()) -> None:
     """Run the whole workflow, or one phase (with its sub-phases) when `only` is given."""
     check_skips(workflow, skip, "--skip-phases")
@@ -65,13 +65,13 @@ def run(workflow: tuple[Phase, ...], ctx: Any, *, only: str | None = None,
         _run_one(path, phase, ctx, set(skip))
 
 
-def _run_one(path: str, phase: Phase, ctx: Any, skip: set[str]) -> None:
+def _run_one(path: str, phase: Phase, ctx: Context, skip: set[str]) -> None:
     rep = ctx.reporter
     if path in skip:
         rep.phase_skipped(path, "skipped by --skip-phases")
         return
-    if phase.run_if:
-        why = resolve(phase.run_if)(ctx)
+    if phase.skip_if:
+        why = phase.skip_if(ctx)
         if why:
             rep.phase_skipped(path, why)
             return
@@ -79,7 +79,7 @@ def _run_one(path: str, phase: Phase, ctx: Any, skip: set[str]) -> None:
     rep.phase_start(path)
     try:
         if phase.run:
-            resolve(phase.run)(ctx)
+            phase.run(ctx)
         for child in phase.children:
             _run_one(f"{path}/{child.name}", child, ctx, skip)
     except PhaseError:

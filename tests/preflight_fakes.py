@@ -7,7 +7,6 @@ from pathlib import Path
 
 from kbootd.config.model import ClusterConfig, InitConfig, JoinConfig, NodeRegistration
 from kbootd.context import Context, make_context
-from kbootd.preflight import FACTS_KEY
 from kbootd.preflight.facts import Lookup
 from kbootd.report import RecordingReporter
 
@@ -103,5 +102,5 @@ def context(root: Path, facts: FakeFacts | None = None, *, init: InitConfig | No
     ctx = make_context(root=str(root), reporter=RecordingReporter(), init=init, join=join,
                        ignore_preflight_errors=ignore)
     if facts is not None:
-        ctx.store[FACTS_KEY] = facts
+        ctx.seams.preflight_facts = facts
     return ctx

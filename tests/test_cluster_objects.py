@@ -20,7 +20,7 @@ import yaml
 from kbootd.cluster import addons, bootstraptoken, kyaml, markcp, uploadconfig, waitcp
 from kbootd.config.load import load_file
 from kbootd.config.model import Networking, Taint
-from kbootd.context import make_context
+from kbootd.context import Seams, make_context
 from kbootd.report import RecordingReporter
 from kbootd.token import BootstrapToken
 from tests.shared import INIT_BASIC
@@ -101,8 +101,7 @@ PHASES = (waitcp.wait_control_plane, uploadconfig.upload_all, markcp.mark_contro
 
 def dry_run(root: Path, cfg) -> tuple[str, RecordingReporter]:
     rep = RecordingReporter()
-    ctx = make_context(root=str(root), reporter=rep, init=cfg, dry_run=True)
-    ctx.store["now"] = NOW
+    ctx = make_context(root=str(root), reporter=rep, init=cfg, dry_run=True, seams=Seams(now=lambda: NOW))
     for phase in PHASES:
         phase(ctx)
     return rep.text(), rep

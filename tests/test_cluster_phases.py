@@ -28,7 +28,7 @@ from kbootd import apiclient
 from kbootd.apiclient import Client
 from kbootd.cluster import addons, bootstraptoken, markcp, tokens, uploadconfig, waitcp
 from kbootd.config.load import load_file
-from kbootd.context import make_context
+from kbootd.context import Seams, make_context
 from kbootd.errors import KbootdError, ValidationError, WaitTimeout
 from kbootd.report import RecordingReporter
 from kbootd.token import BootstrapToken
@@ -215,9 +215,10 @@ PHASES = (waitcp.wait_control_plane, uploadconfig.upload_all, markcp.mark_contro
           bootstraptoken.bootstrap_token, addons.coredns, addons.kube_proxy)
 
 
-def new_ctx(root: Path, cfg, api, *, dry_run: bool = False, store: dict | None = None):
-    ctx = make_context(root=str(root), reporter=RecordingReporter(), init=cfg, dry_run=dry_run)
-    ctx.store.update({"api_client": fast_client(api), "skip_kubelet_check": True, "now": NOW, **(store or {})})
+def new_ctx(root: Path, cfg, api, *, dry_run: bool = False, seams: dict | None = None):
+    ctx = make_context(root=str(root), reporter=RecordingReporter(), init=cfg, dry_run=dry_run,
+                       seams=Seams(**{"skip_kubelet_check": True, "now": lambda: NOW, **(seams or {})}))
+    ctx.data.api_client = fast_client(api)
     return ctx
 
 
@@ -283,7 +284,7 @@ def test_running_twice_changes_nothing(cluster, root, cfg):
     ctx = run_init(root, cfg, cluster)
     assert cluster.writes == writes
     assert cluster.objects == before
-    assert str(ctx.store["token"]) == "abcdef.<redacted>"
+    assert str(ctx.data.token) == "abcdef.<redacted>"
 
 
 def test_a_crash_after_any_write_then_a_rerun_converges(root, cfg):
@@ -327,7 +328,7 @@ def test_mark_control_plane_waits_for_the_kubelet_to_register(cluster, root, cfg
 def test_a_node_that_never_registers_times_out(root, cfg):
     api = FakeAPI()
     ctx = new_ctx(root, cfg, api)
-    ctx.store["api_client"] = Client(api, timeout=0.05, interval=0.01)
+    ctx.data.api_client = Client(api, timeout=0.05, interval=0.01)
     with pytest.raises(WaitTimeout, match='node "cp-1" is not registered'):
         markcp.mark_control_plane(ctx)
 
@@ -345,8 +346,10 @@ def test_generated_token_is_reused_on_rerun(cluster, root, cfg):
     c = dataclasses.replace(cfg, bootstrap_tokens=(dataclasses.replace(cfg.bootstrap_tokens[0], token=None),))
     ctx = new_ctx(root, c, cluster)
     bootstraptoken.bootstrap_token(ctx)
-    tok = ctx.store["token"]
-    bootstraptoken.bootstrap_token(new_ctx(root, c, cluster, store={"token": tok}))
+    tok = ctx.data.token
+    again = new_ctx(root, c, cluster)  # a new process: finds the token in the cluster
+    bootstraptoken.bootstrap_token(again)
+    assert again.data.token == tok
     secrets = [k for k in cluster.objects if k[0].endswith("/secrets")]
     assert secrets == [("/api/v1/namespaces/kube-system/secrets", tok.secret_name)]
     assert tok.secret not in new_ctx(root, c, cluster).reporter.text() + ctx.reporter.text()
@@ -377,7 +380,7 @@ def test_kubelet_config_comes_from_kubelet_start(cluster, root, cfg):
     from kbootd.kubelet import kubelet_configuration, render_yaml
 
     doc = kubelet_configuration(cfg)
-    ctx.store["kubelet_configuration"] = doc
+    ctx.host.write_file(ctx.paths.kubelet_config, render_yaml(doc), 0o644)
     uploadconfig.upload_kubelet(ctx)
     assert cluster.get("ConfigMap", "kubelet-config", "kube-system")["data"]["kubelet"] == render_yaml(doc)
 
@@ -408,15 +411,15 @@ def kubelet():
 
 def fake_time(ctx) -> None:
     now = [0.0]
-    ctx.store["clock"] = lambda: now[0]
-    ctx.store["sleep"] = lambda s: now.__setitem__(0, now[0] + max(s, 10.0))  # few real polls
+    ctx.seams.clock = lambda: now[0]
+    ctx.seams.sleep = lambda s: now.__setitem__(0, now[0] + max(s, 10.0))  # few real polls
 
 
 @pytest.mark.parametrize("answer,healthy", [((200, "ok"), True), ((500, "[-]ping failed"), False),
                                             ((200, "not ok"), False)])
 def test_wait_for_kubelet_then_api(kubelet, cluster, root, cfg, answer, healthy):
     kubelet.answer = answer
-    ctx = new_ctx(root, cfg, cluster, store={"skip_kubelet_check": False,
+    ctx = new_ctx(root, cfg, cluster, seams={"skip_kubelet_check": False,
                                              "kubelet_healthz_url": f"http://127.0.0.1:{kubelet.server_address[1]}/healthz"})
     fake_time(ctx)
     if healthy:
@@ -459,7 +462,7 @@ def test_wait_in_dry_run_only_says_what_it_would_wait_for(root, cfg):
 
 def token_ctx(root, api):
     ctx = make_context(root=str(root), reporter=RecordingReporter())
-    ctx.store["api_client"] = fast_client(api)
+    ctx.data.api_client = fast_client(api)
     return ctx
 
 

@@ -32,7 +32,7 @@ GLOB = "/etc/containerd/conf.d/*.toml"
 def make(root: Path, *, init: InitConfig | None = None, join: JoinConfig | None = None, dry_run: bool = False,
          containerd: tuple[int, int, int] | None = None):
     ctx = make_context(root=str(root), reporter=RecordingReporter(), init=init, join=join, dry_run=dry_run)
-    ctx.store[cri.STORE_CONTAINERD_VERSION] = containerd
+    ctx.data.containerd_version = containerd  # as if `containerd --version` said so
     return ctx
 
 
@@ -70,9 +70,9 @@ def test_detect_socket(root: Path, present: list[str], explicit: str | None, wan
     for p in present:
         put(root, p)
     ctx = make(root, init=InitConfig(node=NodeRegistration(cri_socket=explicit)))
-    assert cri.detect_socket(ctx) == want
+    assert ctx.data.cri_socket == want
     assert bool(warnings(ctx)) == warns
-    assert ctx.store[cri.STORE_SOCKET] == want
+    assert ctx.data.cri_socket == want and len(warnings(ctx)) == int(warns)  # derived once per run
 
 
 @pytest.mark.parametrize("present", [[CTD, CRIO], [CTD_RUN, DOCKERD], [CTD, CRIO, DOCKERD]])
@@ -225,8 +225,7 @@ def test_invalid_user_toml_is_an_error() -> None:
 def test_containerd_version(root: Path, monkeypatch: pytest.MonkeyPatch, stdout: str, want) -> None:
     ctx = make_context(root=str(root), reporter=RecordingReporter())
     monkeypatch.setattr(ctx.host, "query", lambda argv, timeout=10: CommandResult(tuple(argv), 0, stdout))
-    assert cri.containerd_version(ctx) == want
-    assert ctx.store[cri.STORE_CONTAINERD_VERSION] == want
+    assert ctx.data.containerd_version == want
 
 
 # --- the phase ---------------------------------------------------------------------------
@@ -297,8 +296,8 @@ def test_other_runtimes_get_advice_not_files(root: Path, sock: str, needle: str)
 def test_join_uses_stored_pause_image_and_driver(root: Path) -> None:
     put(root, CTD_RUN)
     ctx = make(root, join=JoinConfig(), containerd=(2, 1, 0))
-    ctx.store[cri.STORE_PAUSE_IMAGE] = "mirror.local/pause:3.9"
-    ctx.store[cri.STORE_CGROUP_DRIVER] = "cgroupfs"
+    ctx.data.cluster_pause_image = "mirror.local/pause:3.9"
+    ctx.data.cluster_cgroup_driver = "cgroupfs"
     cri.configure(ctx)
     doc = tomllib.loads(read(root, ROOT_PATH))
     assert (sandbox(doc), systemd_cgroup(doc)) == ("mirror.local/pause:3.9", False)

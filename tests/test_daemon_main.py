@@ -13,7 +13,7 @@ import pytest
 
 from kbootd.daemon import main as daemon_main
 from kbootd.daemon.ca import generate
-from kbootd.errors import PreflightError, SecurityError
+from kbootd.errors import PERMANENT_EXIT_CODES, PreflightError, SecurityError
 from kbootd.phases import WORKFLOWS
 from kbootd.pki.keys import generate_key
 from kbootd.workflow import Phase
@@ -63,9 +63,9 @@ def init_all(ctx):
     SEEN["cfg"] = ctx.init
 
 
-JOIN = (Phase("discovery", "find the cluster", run=f"{M}:discovery"),
-        Phase("kubelet-start", "start the kubelet", run=f"{M}:kubelet_start"))
-INIT = (Phase("everything", "all of init", run=f"{M}:init_all"),)
+JOIN = (Phase("discovery", "find the cluster", run=discovery),
+        Phase("kubelet-start", "start the kubelet", run=kubelet_start))
+INIT = (Phase("everything", "all of init", run=init_all),)
 
 
 @pytest.fixture(autouse=True)
@@ -232,7 +232,7 @@ def test_bad_input_is_permanent(root, notify, setup, code, msg):
     assert msg in notify()[-1] and notify() == []
     s = status(root)
     assert (s["state"], s["will_retry"], s["exit_code"]) == ("failed", False, code)
-    assert code in daemon_main.PERMANENT_EXIT_CODES
+    assert code in PERMANENT_EXIT_CODES
     assert not (root / "var/lib/kbootd/state.json").exists()
 
 

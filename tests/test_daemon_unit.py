@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kbootd.daemon.main import PERMANENT_EXIT_CODES
+from kbootd.errors import PERMANENT_EXIT_CODES
 
 UNIT = Path(__file__).resolve().parents[1] / "units" / "kbootd.service"
 

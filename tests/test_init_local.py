@@ -63,8 +63,8 @@ def test_init_writes_every_file_with_its_mode(root):
     for path, mode in EXPECTED.items():
         assert path in snap, path
         assert snap[path][0] == mode, path
-    assert ctx.store["ca_pin"].startswith("sha256:")
-    assert ctx.store["endpoint"] == "10.0.0.10:6443"
+    assert ctx.data.ca_pin.startswith("sha256:")
+    assert ctx.data.endpoint == "10.0.0.10:6443"
     assert "PRIVATE KEY" not in rep.text()
 
 

@@ -20,7 +20,7 @@ from kbootd import workflow
 from kbootd.apiclient import KubeConfig, KubernetesTransport
 from kbootd.cluster import tokens
 from kbootd.errors import PhaseError
-from kbootd.join.discovery import STORE_CA_BUNDLE, STORE_CLUSTER, DiscoveredCluster
+from kbootd.join.discovery import DiscoveredCluster
 from kbootd.phases import JOIN as PHASES
 from kbootd.pin import pin_of
 from kbootd.token import BootstrapToken
@@ -51,7 +51,7 @@ def cluster(tmp_path: Path) -> Iterator[TestAPIServer]:
 
 def discover(ctx) -> DiscoveredCluster:
     workflow.run(PHASES, ctx, only="discovery")
-    return ctx.store[STORE_CLUSTER]
+    return ctx.data.known("cluster")
 
 
 def failure(ctx) -> PhaseError:
@@ -359,7 +359,7 @@ def test_https_discovery_file_verified_with_the_ca_bundle(cluster: TestAPIServer
 def test_https_discovery_file_with_an_explicit_bundle(cluster: TestAPIServer, file_server: _FileServer,
                                                       root: Path) -> None:
     ctx = join_context(root, join_config(discovery_file=file_server.url))
-    ctx.store[STORE_CA_BUNDLE] = str(file_server.ca_file)
+    ctx.seams.ca_bundle = str(file_server.ca_file)
     assert discover(ctx).server == cluster.url
 
 

@@ -19,12 +19,10 @@ from kbootd.config.model import (
     NodeRegistration,
     Timeouts,
 )
-from kbootd.context import Context, make_context
-from kbootd.join.discovery import STORE_BACKOFF
+from kbootd.context import Context, Seams, make_context
 from kbootd.join.retry import Backoff
 from kbootd.kubelet import kubelet_configuration, render_yaml
 from kbootd.pin import pin_of
-from kbootd.preflight import FACTS_KEY
 from kbootd.report import ConsoleReporter
 from kbootd.token import BootstrapToken
 from tests.apiserver import TestAPIServer
@@ -109,11 +107,8 @@ def pinned(srv: TestAPIServer, **kw: Any) -> JoinConfig:
 def join_context(root: Path, cfg: JoinConfig, *, dry_run: bool = False, reporter: RawReporter | None = None,
                  backoff: Backoff = FAST) -> Context:
     healthy_root(root)
-    ctx = make_context(root=str(root), reporter=reporter or RawReporter(), join=cfg, dry_run=dry_run,
-                       ignore_preflight_errors=("all",))
-    ctx.store[STORE_BACKOFF] = backoff
-    ctx.store[FACTS_KEY] = FakeFacts()
-    return ctx
+    return make_context(root=str(root), reporter=reporter or RawReporter(), join=cfg, dry_run=dry_run,
+                        ignore_preflight_errors=("all",), seams=Seams(backoff=backoff, preflight_facts=FakeFacts()))
 
 
 def free_port() -> int:

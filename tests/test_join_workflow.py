@@ -264,10 +264,10 @@ def test_join_config_for_file_discovery_without_token_uses_the_tls_token(cluster
 
 def test_a_resumed_join_discovers_again_when_discovery_was_done_by_an_earlier_process(
         cluster: TestAPIServer, root: Path, kubelet: KubeletDouble) -> None:
-    """The daemon resumes by skipping finished phases; the store of the earlier run is gone."""
+    """The daemon resumes by skipping finished phases; what the earlier run discovered is gone."""
     ctx = join_context(root, pinned(cluster))
     workflow.run(PHASES, ctx, skip=("cri", "preflight", "discovery"))
     kubelet.wait()
     assert "discovering it again" in ctx.reporter.text()
-    assert ctx.store["endpoint"] == cluster.url
+    assert ctx.data.endpoint == cluster.url
     assert cluster.store.get("nodes", NODE)["metadata"]["annotations"][ANNOTATION] == SOCKET

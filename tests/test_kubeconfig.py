@@ -15,12 +15,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from kbootd import kubeconfig as kc
 from kbootd import redact
 from kbootd.errors import KbootdError, ValidationError
+from kbootd.pki import certlist, keys
 from kbootd.pki import certs as c
-from kbootd.pki import keys
-from kbootd.pki import phase as pki
+from kbootd.pki import files as pki_files
 from tests.conftest import tree_snapshot
 from tests.keycache import use_cached_keys  # noqa: F401 - fixture
-from tests.test_pki import FIXTURE, full_run, lines, make_cfg, make_ctx, seed_ca, write
+from tests.test_pki import FIXTURE, full_run, lines, make_cfg, make_ctx, run_phase, seed_ca, write
 
 pytestmark = pytest.mark.usefixtures("use_cached_keys")
 
@@ -33,7 +33,7 @@ def conf(root: Path, name: str) -> Path:
 
 def init(root: Path, cfg=None):  # noqa: ANN001, ANN201 - InitConfig -> Context
     ctx = full_run(root, cfg)
-    kc.run_all(ctx)
+    run_phase(ctx, "kubeconfig")
     return ctx
 
 
@@ -177,7 +177,7 @@ def test_cluster_name_and_context(root: Path) -> None:
 def test_second_run_reuses_every_file(root: Path, done) -> None:  # noqa: ANN001
     before = tree_snapshot(root)
     ctx = make_ctx(root)
-    kc.run_all(ctx)
+    run_phase(ctx, "kubeconfig")
     assert tree_snapshot(root) == before
     assert [ln for ln in lines(ctx) if "Using existing" in ln] == [
         f'[kubeconfig] Using existing kubeconfig file: "/etc/kubernetes/{f}"' for f in FILES]
@@ -186,7 +186,7 @@ def test_second_run_reuses_every_file(root: Path, done) -> None:  # noqa: ANN001
 def _client(root: Path, *, expired: bool = False, other_ca: bool = False) -> tuple[bytes, bytes]:
     ctx = make_ctx(root)
     ca_cert, ca_key = (seed_ca(root / "elsewhere") if other_ca else
-                       pki.load_ca(ctx, pki.certlist.CA, need_key=True))
+                       pki_files.load_ca(ctx, certlist.CA, need_key=True))
     k = ec.generate_private_key(ec.SECP256R1())
     now = datetime.now(timezone.utc) - (timedelta(days=60) if expired else timedelta(0))
     cert = c.sign_certificate(k.public_key(), ca_cert, ca_key, common_name="kubernetes-admin",
@@ -227,20 +227,20 @@ def test_a_mismatched_file_is_an_error_naming_it(root: Path, change: str, messag
         path.write_text(kc.build_kubeconfig(got.server, ca_pem, "kubernetes", "kubernetes-admin", cert, key))
     before = tree_snapshot(root)
     with pytest.raises(ValidationError, match=r"^/etc/kubernetes/admin\.conf: a kubeconfig file exists .*" + message):
-        kc.admin(make_ctx(root, cfg))
+        kc.ensure(make_ctx(root, cfg), kc.BY_NAME["admin"])
     assert tree_snapshot(root) == before
 
 
 def test_without_a_ca_says_to_run_certs_ca(root: Path) -> None:
     with pytest.raises(KbootdError, match=r"run `kbootd phase init certs/ca` first"):
-        kc.admin(make_ctx(root))
+        kc.ensure(make_ctx(root), kc.BY_NAME["admin"])
 
 
 def test_external_ca_mode_uses_the_provided_files(root: Path, done) -> None:  # noqa: ANN001
     (root / "etc/kubernetes/pki/ca.key").unlink()
     before = tree_snapshot(root)
     ctx = make_ctx(root)
-    kc.run_all(ctx)
+    run_phase(ctx, "kubeconfig")
     assert tree_snapshot(root) == before
     assert [ln for ln in lines(ctx) if "External CA" in ln] == [
         f"[kubeconfig] External CA mode: Using user provided {f}" for f in FILES]
@@ -250,14 +250,14 @@ def test_external_ca_mode_with_a_missing_file(root: Path, done) -> None:  # noqa
     (root / "etc/kubernetes/pki/ca.key").unlink()
     conf(root, "kubelet.conf").unlink()
     with pytest.raises(ValidationError, match=r"^/etc/kubernetes/kubelet\.conf: missing; in External CA mode"):
-        kc.kubelet(make_ctx(root))
+        kc.ensure(make_ctx(root), kc.BY_NAME["kubelet"])
 
 
 def test_dry_run_with_certs_writes_nothing_and_hides_keys(root: Path) -> None:
     before = tree_snapshot(root)
     ctx = make_ctx(root, dry_run=True)
-    pki.run_all(ctx)
-    kc.run_all(ctx)
+    run_phase(ctx, "certs")
+    run_phase(ctx, "kubeconfig")
     assert tree_snapshot(root) == before
     out = ctx.reporter.text()  # type: ignore[attr-defined]
     assert "client-key-data" not in out and "PRIVATE KEY" not in out
@@ -273,7 +273,7 @@ def test_a_provided_kubeconfig_with_a_token_is_accepted(root: Path) -> None:
     write(conf(root, "admin.conf"), kc.build_kubeconfig("https://10.0.0.10:6443", ca_pem, "kubernetes",
                                                         "kubernetes-admin", token="x" * 20).encode())
     ctx = make_ctx(root)
-    kc.admin(ctx)
+    kc.ensure(ctx, kc.BY_NAME["admin"])
     assert lines(ctx) == ['[kubeconfig] Using existing kubeconfig file: "/etc/kubernetes/admin.conf"']
 
 
@@ -296,7 +296,7 @@ def test_kubelet_conf_with_a_rotated_certificate_file(root: Path, done, ref: str
     ctx = make_ctx(root)
     if error:
         with pytest.raises(ValidationError, match=r"^/etc/kubernetes/kubelet\.conf: refers to .*" + error):
-            kc.kubelet(ctx)
+            kc.ensure(ctx, kc.BY_NAME["kubelet"])
     else:
-        kc.kubelet(ctx)
+        kc.ensure(ctx, kc.BY_NAME["kubelet"])
         assert lines(ctx) == ['[kubeconfig] Using existing kubeconfig file: "/etc/kubernetes/kubelet.conf"']

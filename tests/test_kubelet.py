@@ -57,7 +57,9 @@ def test_start_writes_kubeadm_v132_files_byte_for_byte(root: Path) -> None:
     assert yaml.safe_load(got_cfg) == yaml.safe_load(want_cfg)  # semantic
     assert got_cfg == want_cfg  # and the very bytes
     assert read(root, ctx.paths.kubelet_flags_env) == (FIXTURES / "kubeadm-flags.env").read_text()
-    assert ctx.store[k.STORE_KUBELET_CONFIG] == want_cfg  # what upload-config publishes
+    from kbootd.cluster.uploadconfig import kubelet_config_text
+
+    assert kubelet_config_text(ctx) == want_cfg  # what upload-config publishes
     msgs = [m for kind, _, m in ctx.reporter.events if kind == "info"]
     assert 'Writing kubelet environment file with flags to file "/var/lib/kubelet/kubeadm-flags.env"' in msgs
     assert 'Writing kubelet configuration to file "/var/lib/kubelet/config.yaml"' in msgs

@@ -22,7 +22,6 @@ from kbootd.context import make_context
 from kbootd.errors import KbootdError, ValidationError
 from kbootd.manifests import controlplane, etcd, phase, pod
 from kbootd.report import RecordingReporter
-from kbootd.workflow import Phase
 from kbootd.workflow import run as run_workflow
 from tests.conftest import tree_snapshot
 
@@ -765,25 +764,18 @@ def test_etcd_local_writes_nothing_for_external_etcd(root, tmp_path) -> None:
         etcd.etcd_pod(ctx)
 
 
-def test_phase_references_resolve_in_a_workflow(root, tmp_path) -> None:
-    m = "kbootd.manifests.phase"
-    wf = (
-        Phase("etcd", "etcd", run_if=f"{m}:skip_if_external_etcd",
-              children=(Phase("local", "local etcd", run=f"{m}:etcd_local"),)),
-        Phase("control-plane", "control plane", run=f"{m}:control_plane", children=(
-            Phase("apiserver", "a", run=f"{m}:apiserver"),
-            Phase("controller-manager", "c", run=f"{m}:controller_manager"),
-            Phase("scheduler", "s", run=f"{m}:scheduler"),
-        )),
-    )
+def test_manifest_phases_of_the_init_workflow(root, tmp_path) -> None:
+    from kbootd.phases import INIT
+
     ctx = fixture_ctx(root, tmp_path)
-    run_workflow(wf, ctx)
+    for name in ("etcd", "control-plane"):
+        run_workflow(INIT, ctx, only=name)
     assert ctx.completed == ["etcd/local", "etcd", "control-plane/apiserver", "control-plane/controller-manager",
                              "control-plane/scheduler", "control-plane"]
     for c in ALL:
         assert written(root, c) == (KUBEADM / f"{c}.yaml").read_text()
     ext = context(root, load(tmp_path, EXTERNAL_ETCD))
-    run_workflow(wf, ext, only="etcd")
+    run_workflow(INIT, ext, only="etcd")
     assert ("skipped", "etcd", "external etcd") in ext.reporter.events
 
 

@@ -17,9 +17,11 @@ from kbootd import workflow
 from kbootd.config.model import ClusterConfig, ExternalEtcd, InitConfig, LocalEtcd, NodeRegistration
 from kbootd.context import Context, make_context
 from kbootd.errors import KbootdError, PhaseError, ValidationError
+from kbootd.phases import INIT
 from kbootd.pin import pin_of
 from kbootd.pki import certlist, keys
 from kbootd.pki import certs as c
+from kbootd.pki import files as pki_files
 from kbootd.pki import phase as pki
 from kbootd.report import RecordingReporter
 from tests.conftest import tree_snapshot
@@ -66,9 +68,18 @@ def load(root: Path, base: str) -> x509.Certificate:
     return x509.load_pem_x509_certificate(crt(root, base).read_bytes())
 
 
+def run_phase(ctx: Context, name: str) -> None:
+    """One phase of init's declaration, with its sub-phases, as `kbootd phase init NAME` runs
+    it; raises the phase's own error rather than the workflow's wrapper."""
+    try:
+        workflow.run(INIT, ctx, only=name)
+    except PhaseError as e:
+        raise e.cause from None
+
+
 def full_run(root: Path, cfg: InitConfig | None = None) -> Context:
     ctx = make_ctx(root, cfg)
-    pki.run_all(ctx)
+    run_phase(ctx, "certs")
     return ctx
 
 
@@ -235,13 +246,13 @@ def test_console_lines_match_kubeadm(fixture_run: tuple[Path, list[str]]) -> Non
     assert ours == theirs
 
 
-def test_pin_and_endpoint_are_stored(root: Path) -> None:
+def test_pin_and_endpoint_are_derived_from_disk_and_config(root: Path) -> None:
     ctx = full_run(root)
     pin = pin_of(crt(root, "ca").read_bytes())
-    assert ctx.store["ca_pin"] == pin and f"[certs] CA public key pin: {pin}" in lines(ctx)
-    assert ctx.store["endpoint"] == "10.0.0.10:6443"
+    assert ctx.data.ca_pin == pin and f"[certs] CA public key pin: {pin}" in lines(ctx)
+    assert ctx.data.endpoint == "10.0.0.10:6443"
     again = full_run(root)  # reused CA: same pin
-    assert again.store["ca_pin"] == pin and pki.ca_pin(make_ctx(root)) == pin
+    assert again.data.ca_pin == pin and make_ctx(root).data.ca_pin == pin  # a fresh run reads ca.crt
 
 
 # --- SANs ---------------------------------------------------------------------------------
@@ -304,7 +315,7 @@ def test_dry_run_writes_nothing_and_shows_no_key(root: Path, seed: str) -> None:
         seed_ca(root)
     before = tree_snapshot(root)
     ctx = make_ctx(root, dry_run=True)
-    pki.run_all(ctx)
+    run_phase(ctx, "certs")
     assert tree_snapshot(root) == before
     out = ctx.reporter.text()  # type: ignore[attr-defined]
     assert "PRIVATE KEY" not in out and "BEGIN CERTIFICATE" not in out
@@ -343,10 +354,9 @@ def test_ca_and_some_leaves_are_reused(root: Path) -> None:
 
 
 def _external_ca(root: Path) -> None:
-    from kbootd import kubeconfig
 
     ctx = full_run(root)
-    kubeconfig.run_all(ctx)
+    run_phase(ctx, "kubeconfig")
     key_file(root, "ca").unlink()
 
 
@@ -354,7 +364,7 @@ def test_external_ca_complete_is_accepted(root: Path) -> None:
     _external_ca(root)
     before = tree_snapshot(root)
     ctx = full_run(root)
-    assert pki.external_ca(ctx)
+    assert pki_files.external_ca(ctx)
     assert "[certs] Using existing ca keyless certificate authority" in lines(ctx)
     assert tree_snapshot(root) == before
 
@@ -380,7 +390,7 @@ def test_keyless_front_proxy_ca_needs_its_client(root: Path) -> None:
     key_file(root, "front-proxy-ca").unlink()
     crt(root, "front-proxy-client").unlink()
     with pytest.raises(ValidationError, match=r"front-proxy-client\.crt: missing"):
-        pki.front_proxy_ca(make_ctx(root))
+        pki.ensure_cert(make_ctx(root), certlist.spec("front-proxy-ca"))
 
 
 def _foreign_leaf(root: Path, spec: certlist.CertSpec, *, days: float = 30, now: datetime | None = None,
@@ -389,7 +399,7 @@ def _foreign_leaf(root: Path, spec: certlist.CertSpec, *, days: float = 30, now:
     ctx = make_ctx(root)
     ca_spec = certlist.spec(spec.ca or "")
     ca_cert, ca_key = (seed_ca(root / "elsewhere") if other_ca
-                       else pki.load_ca(ctx, ca_spec, need_key=True))
+                       else pki_files.load_ca(ctx, ca_spec, need_key=True))
     k = ec.generate_private_key(ec.SECP256R1())
     cert = c.sign_certificate(k.public_key(), ca_cert, ca_key, common_name=spec.common_name(ctx),
                               usages=usages or spec.usages, alt_names=spec.alt_names(ctx) if sans else c.AltNames(),
@@ -422,14 +432,14 @@ def test_an_invalid_existing_leaf_is_an_error_naming_it(root: Path, damage: str,
         _foreign_leaf(root, spec, usages=(c.CLIENT_AUTH,))
     before = tree_snapshot(root)
     with pytest.raises(ValidationError, match=r"/etc/kubernetes/pki/apiserver\.crt: cannot use .*" + message):
-        pki.apiserver(make_ctx(root))
+        pki.ensure_cert(make_ctx(root), certlist.spec("apiserver"))
     assert tree_snapshot(root) == before
 
 
 def test_a_new_cert_san_after_the_first_run_is_reported(root: Path) -> None:
     full_run(root)
     with pytest.raises(ValidationError, match=r"lack DNS names \[api\.example\.org\] and IPs \[\]"):
-        pki.apiserver(make_ctx(root, make_cfg(sans=("kubernetes.example.com", "10.100.245.1", "api.example.org"))))
+        pki.ensure_cert(make_ctx(root, make_cfg(sans=("kubernetes.example.com", "10.100.245.1", "api.example.org"))), certlist.spec("apiserver"))
 
 
 @pytest.mark.parametrize("broken,kept_key", [
@@ -445,7 +455,7 @@ def test_a_damaged_leaf_is_regenerated_with_a_warning(root: Path, broken: str, k
     else:
         target.write_bytes(b"" if broken.endswith("empty") else b"not a pem\n")
     ctx = make_ctx(root)
-    pki.etcd_server(ctx)
+    pki.ensure_cert(ctx, certlist.spec("etcd-server"))
     events = ctx.reporter.events  # type: ignore[attr-defined]
     assert any(kind == "warn" for kind, _, _ in events) is (not broken.endswith("missing"))
     assert (key_file(root, spec.base).read_bytes() == old_key) is kept_key
@@ -458,7 +468,7 @@ def test_a_damaged_leaf_under_a_keyless_ca_is_an_error(root: Path) -> None:
     _external_ca(root)
     crt(root, "apiserver").write_bytes(b"")
     with pytest.raises(ValidationError, match=r"apiserver\.crt: the file is empty.*External CA mode"):
-        pki.apiserver(make_ctx(root))
+        pki.ensure_cert(make_ctx(root), certlist.spec("apiserver"))
 
 
 @pytest.mark.parametrize("content,message", [
@@ -470,7 +480,7 @@ def test_a_damaged_ca_is_never_regenerated(root: Path, content: bytes, message: 
     crt(root, "ca").write_bytes(content)
     before = tree_snapshot(root)
     with pytest.raises(ValidationError, match=message):
-        pki.run_all(make_ctx(root))
+        run_phase(make_ctx(root), "certs")
     assert tree_snapshot(root) == before
 
 
@@ -495,23 +505,23 @@ def test_a_bad_ca_is_a_clear_error(root: Path, problem: str, message: str) -> No
                                    now=datetime.now(timezone.utc) - timedelta(days=10))
         write(crt(root, "ca"), c.encode_cert_pem(old))
     with pytest.raises(ValidationError, match=message):
-        pki.ca(make_ctx(root))
+        pki.ensure_cert(make_ctx(root), certlist.spec("ca"))
 
 
-@pytest.mark.parametrize("phase_fn,needs", [
-    (pki.apiserver, "certs/ca"), (pki.front_proxy_client, "certs/front-proxy-ca"),
-    (pki.etcd_server, "certs/etcd-ca"), (pki.apiserver_etcd_client, "certs/etcd-ca"),
+@pytest.mark.parametrize("child,needs", [
+    ("apiserver", "certs/ca"), ("front-proxy-client", "certs/front-proxy-ca"),
+    ("etcd-server", "certs/etcd-ca"), ("apiserver-etcd-client", "certs/etcd-ca"),
 ])
-def test_a_child_alone_without_its_ca_says_which_phase_to_run(root: Path, phase_fn, needs: str) -> None:  # noqa: ANN001
+def test_a_child_alone_without_its_ca_says_which_phase_to_run(root: Path, child: str, needs: str) -> None:
     with pytest.raises(KbootdError, match=f"run `kbootd phase init {needs}` first"):
-        phase_fn(make_ctx(root))
+        run_phase(make_ctx(root), f"certs/{child}")
     assert not (root / "etc").exists()
 
 
 def test_a_child_alone_with_its_ca_works(root: Path) -> None:
     seed_ca(root)
     ctx = make_ctx(root)
-    pki.apiserver(ctx)
+    pki.ensure_cert(ctx, certlist.spec("apiserver"))
     assert lines(ctx)[0] == '[certs] Generating "apiserver" certificate and key'
     assert sorted(p.name for p in pki_dir(root).iterdir()) == ["apiserver.crt", "apiserver.key", "ca.crt", "ca.key"]
 
@@ -521,7 +531,7 @@ def test_leaf_key_without_cert_gets_a_cert_for_that_key(root: Path) -> None:
     k = ec.generate_private_key(ec.SECP256R1())
     write(key_file(root, "apiserver"), keys.encode_private_key_pem(k))
     ctx = make_ctx(root)
-    pki.apiserver(ctx)
+    pki.ensure_cert(ctx, certlist.spec("apiserver"))
     assert c.key_matches(load(root, "apiserver"), k)
     assert '[certs] Generating "apiserver" certificate for the existing key' in lines(ctx)
 
@@ -530,7 +540,7 @@ def test_leaf_cert_without_key_is_an_error(root: Path) -> None:
     full_run(root)
     key_file(root, "apiserver").unlink()
     with pytest.raises(ValidationError, match=r"apiserver\.key: missing, but .*apiserver\.crt exists"):
-        pki.apiserver(make_ctx(root))
+        pki.ensure_cert(make_ctx(root), certlist.spec("apiserver"))
 
 
 @pytest.mark.parametrize("state,outcome", [
@@ -554,9 +564,9 @@ def test_sa_key_pair(root: Path, state: str, outcome: str | None) -> None:
     ctx = make_ctx(root)
     if outcome:
         with pytest.raises(ValidationError, match=outcome):
-            pki.sa(ctx)
+            pki.ensure_sa(ctx)
         return
-    pki.sa(ctx)
+    pki.ensure_sa(ctx)
     assert sa_key.read_bytes() == key_bytes
     assert keys.same_public_key(keys.load_public_key_pem(sa_pub.read_bytes(), "sa.pub"),
                                 keys.load_private_key_pem(key_bytes, "sa.key"))
@@ -574,8 +584,8 @@ def test_sa_key_pair(root: Path, state: str, outcome: str | None) -> None:
 ])
 def test_encryption_algorithm(root: Path, algorithm: str, gates, kind, size: int, sig: str) -> None:  # noqa: ANN001
     ctx = make_ctx(root, make_cfg(algorithm=algorithm, gates=gates))
-    pki.ca(ctx)
-    pki.apiserver(ctx)
+    pki.ensure_cert(ctx, certlist.spec("ca"))
+    pki.ensure_cert(ctx, certlist.spec("apiserver"))
     for base in ("ca", "apiserver"):
         pem = key_file(root, base).read_bytes()
         assert pem.startswith(b"-----BEGIN EC PRIVATE KEY" if kind is ec.EllipticCurvePrivateKey
@@ -587,16 +597,10 @@ def test_encryption_algorithm(root: Path, algorithm: str, gates, kind, size: int
 
 # --- the workflow -------------------------------------------------------------------------
 
-CERTS_PHASE = workflow.Phase("certs", "Certificate generation", run="kbootd.pki.phase:certs", children=tuple(
-    workflow.Phase(s.name, s.summary, run=f"kbootd.pki.phase:{s.name.replace('-', '_')}",
-                   run_if="kbootd.pki.phase:local_etcd_only" if s.local_etcd_only else None)
-    for s in certlist.CERTS) + (workflow.Phase("sa", "Generate the service-account key pair", run="kbootd.pki.phase:sa"),))
-
-
 @pytest.mark.parametrize("external", [False, True])
 def test_runs_as_workflow_phases(root: Path, external: bool) -> None:
     ctx = make_ctx(root, make_cfg(external_etcd=external))
-    workflow.run((CERTS_PHASE,), ctx)
+    run_phase(ctx, "certs")
     skipped = [(p, why) for kind, p, why in ctx.reporter.events if kind == "skipped"]  # type: ignore[attr-defined]
     etcd = [f"certs/{s.name}" for s in certlist.CERTS if s.local_etcd_only]
     assert skipped == ([(p, "external etcd") for p in etcd] if external else [])
@@ -606,14 +610,14 @@ def test_runs_as_workflow_phases(root: Path, external: bool) -> None:
 
 def test_workflow_wraps_errors_with_the_phase(root: Path) -> None:
     with pytest.raises(PhaseError, match="certs/apiserver"):
-        workflow.run((CERTS_PHASE,), make_ctx(root), only="certs/apiserver")
+        workflow.run(INIT, make_ctx(root), only="certs/apiserver")
 
 
 def test_certificates_dir_from_config(root: Path) -> None:
     cfg = make_cfg()
     cfg = replace(cfg, cluster=replace(cfg.cluster, certificates_dir="/srv/pki"))
     ctx = make_ctx(root, cfg)
-    pki.run_all(ctx)
+    run_phase(ctx, "certs")
     assert (root / "srv/pki/ca.crt").exists() and (root / "srv/pki/etcd/peer.key").stat().st_mode & 0o777 == 0o600
     assert lines(ctx)[0] == '[certs] Using certificateDir folder "/srv/pki"'
 

@@ -20,6 +20,7 @@ from tests.test_pki import (
     make_cfg,
     make_ctx,
     openssl_facts,
+    run_phase,
     validity,
 )
 
@@ -35,13 +36,11 @@ def openssl(*args: str, stdin: bytes | None = None) -> bytes:
 
 @pytest.fixture(scope="module", params=["RSA-2048", "ECDSA-P256"])
 def pki_root(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    from kbootd.pki import phase as pki
-
     root = tmp_path_factory.mktemp(f"pki-{request.param}")
     with cached_keys():
         ctx = make_ctx(root, make_cfg(algorithm=request.param))
-        pki.run_all(ctx)
-        kc.run_all(ctx)
+        run_phase(ctx, "certs")
+        run_phase(ctx, "kubeconfig")
     return root, request.param
 
 

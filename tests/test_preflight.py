@@ -6,7 +6,7 @@ import pytest
 
 from kbootd.config.model import ClusterConfig, ExternalEtcd
 from kbootd.errors import PreflightError
-from kbootd.preflight import FACTS_KEY, facts_for, run_init, run_join
+from kbootd.preflight import facts_for, run_init, run_join
 from kbootd.preflight.facts import HostFacts, Lookup
 from tests.conftest import tree_snapshot
 from tests.preflight_fakes import FakeFacts, context, healthy_root, init_config, join_config, write
@@ -139,7 +139,7 @@ def test_under_a_test_root_host_facts_are_not_probed_and_nothing_changes(root):
     with pytest.raises(PreflightError) as e:  # no runtime socket under the root
         run_init(ctx)
     assert str(e.value).count("[ERROR ") == 1 and "[ERROR CRI]" in str(e.value)
-    assert isinstance(ctx.store[FACTS_KEY], HostFacts)
+    assert isinstance(ctx.data.preflight_facts, HostFacts)
     out = ctx.reporter.text()
     assert "[WARNING KubeletVersion]: couldn't get kubelet version" in out
     assert f"Not checked (--root is {root}, not this machine): IsPrivilegedUser, NumCPU, Firewalld, Port-6443" in out

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-import types
 from dataclasses import replace
 
 import pytest
 
-from kbootd.config.model import DEFAULT_CRI_SOCKET, NodeRegistration
 from kbootd.preflight import checks as c
 from kbootd.preflight.facts import Lookup
 from kbootd.preflight.runner import NotChecked
@@ -128,17 +125,6 @@ def test_container_runtime_connects_to_the_configured_socket(root, error, expect
     facts = FakeFacts(cri=error)
     assert outcome(c.container_runtime, root, facts) == expected
     assert facts.cri_asked == [SOCKET]
-
-
-@pytest.mark.parametrize(("cri_module", "configured", "expected"), [
-    (None, None, DEFAULT_CRI_SOCKET),  # kbootd.cri missing: the config, else containerd's default
-    (None, "unix:///var/run/crio/crio.sock", "unix:///var/run/crio/crio.sock"),
-    (types.SimpleNamespace(detect_socket=lambda ctx: "unix:///detected.sock"), None, "unix:///detected.sock"),
-])
-def test_cri_socket_source(root, monkeypatch, cri_module, configured, expected):
-    monkeypatch.setitem(sys.modules, "kbootd.cri", cri_module)
-    ctx = context(root, init=init_config(node=NodeRegistration(name="cp-1", cri_socket=configured)))
-    assert c.cri_socket(ctx) == expected
 
 
 V2_ALL = "cpuset cpu io memory hugetlb pids\n"

@@ -30,14 +30,13 @@ def skip_b2(ctx):
     return "not needed here"
 
 
-M = __name__
 WF = (
-    Phase("a", "first", run=f"{M}:rec_a"),
+    Phase("a", "first", run=rec_a),
     Phase("b", "parent", children=(
-        Phase("1", "child one", run=f"{M}:rec_b1"),
-        Phase("2", "child two", run=f"{M}:rec_b2", run_if=f"{M}:skip_b2"),
+        Phase("1", "child one", run=rec_b1),
+        Phase("2", "child two", run=rec_b2, skip_if=skip_b2),
     )),
-    Phase("c", "fails", run=f"{M}:fail"),
+    Phase("c", "fails", run=fail),
 )
 
 
@@ -47,7 +46,7 @@ def ctx(root):
     return make_context(root=str(root), reporter=RecordingReporter())
 
 
-def test_runs_in_order_with_run_if_and_reports_failure_with_its_exit_code(ctx):
+def test_runs_in_order_with_skip_if_and_reports_failure_with_its_exit_code(ctx):
     with pytest.raises(PhaseError) as e:
         workflow.run(WF, ctx)
     assert CALLS == ["a", "b/1"]
@@ -82,9 +81,23 @@ def test_on_phase_done_hook_sees_each_phase(ctx):
 
 
 @pytest.mark.parametrize("name", sorted(WORKFLOWS))
-def test_declared_phases_resolve(name):
-    # Every "module:function" in the real workflows must import.
-    for _path, p in workflow.all_phases(WORKFLOWS[name]):
-        for ref in (p.run, p.run_if):
-            if ref:
-                assert callable(workflow.resolve(ref)), ref
+def test_declared_phases_hold_callables_and_unique_paths(name):
+    rows = workflow.all_phases(WORKFLOWS[name])
+    for path, p in rows:
+        for fn in (p.run, p.skip_if):
+            assert fn is None or callable(fn), path
+        assert p.run is not None or p.children, f"{path}: neither runs nor has sub-phases"
+    assert len({path for path, _ in rows}) == len(rows)
+
+
+def test_certs_and_kubeconfig_sub_phases_come_from_their_tables():
+    from kbootd import kubeconfig
+    from kbootd.phases import INIT
+    from kbootd.pki import certlist
+
+    certs = workflow.find(INIT, "certs", "phase")
+    assert [(p.name, p.summary) for p in certs.children] == \
+        [(s.name, s.summary) for s in certlist.CERTS] + [(certlist.SA_NAME, certlist.SA_SUMMARY)]
+    assert [p.name for p in certs.children if p.skip_if] == [s.name for s in certlist.CERTS if s.local_etcd_only]
+    kcs = workflow.find(INIT, "kubeconfig", "phase")
+    assert [(p.name, p.summary) for p in kcs.children] == [(k.name, k.summary) for k in kubeconfig.KUBECONFIGS]

@@ -206,7 +206,7 @@ def config_upload(args: argparse.Namespace) -> int:
     if args.kubeconfig and not args.dry_run:
         from kbootd import apiclient
 
-        ctx.store["api_client"] = apiclient.client_for(ctx, _kubeconfig(args, ctx))
+        ctx.data.api_client = apiclient.client_for(ctx, _kubeconfig(args, ctx))
     uploadconfig.upload_all(ctx)
     return 0
 

@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     first = next((a for a in argv if not a.startswith("-")), None)
     parser = build(only=first if first in COMMANDS else None)
     verbosity = _verbosity(argv)
-    from kbootd.errors import KbootdError
+    from kbootd.errors import exit_code_for, render
 
     try:
         args = parser.parse_args(argv)
@@ -51,38 +51,14 @@ def main(argv: list[str] | None = None) -> int:
 
         handler = getattr(importlib.import_module(mod), fn)
         return int(handler(args) or 0)
-    except KbootdError as e:
-        return _report(e, verbosity)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         sys.stderr.write("interrupted\n")
-        return 130
+        return exit_code_for(e)
     except BrokenPipeError:
         return 1
-    except Exception as e:  # a bug, not a user error: one line, traceback with -v 5
-        from kbootd.redact import redact
-
-        sys.stderr.write(f"error: internal error: {redact(type(e).__name__ + ': ' + str(e))}\n")
-        if verbosity >= 5:
-            import traceback
-
-            sys.stderr.write(redact(traceback.format_exc()))
-        else:
-            sys.stderr.write("run again with -v 5 to see the traceback\n")
-        return 1
-
-
-def _report(e: BaseException, verbosity: int) -> int:
-    from kbootd.redact import redact
-
-    sys.stderr.write(f"error: {redact(str(e))}\n")
-    hint = getattr(e, "hint", None)
-    if hint:
-        sys.stderr.write(redact(hint).rstrip("\n") + "\n")
-    if verbosity >= 5:
-        import traceback
-
-        sys.stderr.write(redact("".join(traceback.format_exception(e))))
-    return int(getattr(e, "exit_code", 1))
+    except Exception as e:  # KbootdError: the user's to fix; anything else: a bug, said as such
+        sys.stderr.write(render(e, verbosity))
+        return exit_code_for(e)
 
 
 def _setup_logging(verbosity: int) -> None:

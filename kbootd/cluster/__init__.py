@@ -29,14 +29,14 @@ def cluster_admins_binding() -> dict[str, Any]:
 
 
 def admin_client(ctx: Any) -> Client:
-    """The shared client for init's cluster phases (ctx.store["api_client"])."""
-    client = ctx.store.get("api_client")
+    """The shared client for init's cluster phases (ctx.data.api_client)."""
+    client = ctx.data.api_client
     if client is None or (ctx.dry_run and not client.dry_run):
         client = apiclient.client_for(ctx)
-        ctx.store["api_client"] = client
-    if not ctx.store.get("cluster_admins_ensured"):
+        ctx.data.api_client = client
+    if not ctx.data.cluster_admins_ensured:
         ensure_cluster_admins(ctx, client)
-        ctx.store["cluster_admins_ensured"] = True
+        ctx.data.cluster_admins_ensured = True
     return client
 
 

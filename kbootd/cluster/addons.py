@@ -21,7 +21,7 @@ from kbootd.cluster.uploadconfig import (
 from kbootd.config.validate import service_ip
 from kbootd.errors import KbootdError
 from kbootd.images import images_for
-from kbootd.node import advertise_address, control_plane_url
+from kbootd.node import control_plane_url
 
 NAMESPACE = "kube-system"
 CONTROL_PLANE_TAINT_KEY = "node-role.kubernetes.io/control-plane"
@@ -279,7 +279,7 @@ def kube_proxy_objects(cfg: Any, server: str, bind_address: str = "0.0.0.0") -> 
 def _bind_address(ctx: Any) -> str:
     """0.0.0.0, or :: when the API server advertises an IPv6 address (kubeadm's rule)."""
     try:
-        return "::" if ":" in advertise_address(ctx) else "0.0.0.0"
+        return "::" if ":" in ctx.data.advertise_address else "0.0.0.0"
     except KbootdError:  # no address to judge by (e.g. under --root): the IPv4 default
         return "0.0.0.0"
 

@@ -13,7 +13,6 @@ from typing import Any
 from kbootd import apiclient
 from kbootd.cluster import admin_client, node_wait_reporter
 from kbootd.config.model import CONTROL_PLANE_TAINT, Taint
-from kbootd.node import node_name
 
 LABEL_CONTROL_PLANE = "node-role.kubernetes.io/control-plane"
 LABEL_EXCLUDE_LB = "node.kubernetes.io/exclude-from-external-load-balancers"
@@ -51,7 +50,7 @@ def mark(node: dict[str, Any], taints: tuple[Taint, ...]) -> None:
 
 
 def mark_control_plane(ctx: Any) -> None:
-    name = node_name(ctx)
+    name = ctx.data.node_name
     taints = taints_for(ctx.cfg)
     ctx.reporter.info("mark-control-plane", f"Marking the node {name} as control-plane by adding the labels: "
                       f"[{' '.join(LABELS)}]")

@@ -13,7 +13,6 @@ from kbootd import apiclient
 from kbootd.cluster import admin_client, kyaml, node_wait_reporter, write_all
 from kbootd.config.printer import cluster_doc
 from kbootd.errors import KbootdError
-from kbootd.node import node_name
 
 NAMESPACE = "kube-system"
 KUBEADM_CONFIG = "kubeadm-config"
@@ -81,18 +80,9 @@ def kubelet_config_objects(kubelet_yaml: str) -> list[dict[str, Any]]:
 
 
 def kubelet_config_text(ctx: Any) -> str:
-    """The cluster-wide KubeletConfiguration as YAML, the same document kubelet-start wrote.
-
-    SEAM with kbootd/kubelet.py: its kubelet-start phase leaves the document in
-    ctx.store["kubelet_configuration"]; rendered with its own renderer it is byte for
-    byte the config.yaml it wrote. When upload-config runs alone (`init phase
-    upload-config`), that file is what we read.
-    """
-    doc = ctx.store.get("kubelet_configuration")
-    if isinstance(doc, dict):
-        from kbootd.kubelet import render_yaml
-
-        return render_yaml(doc)
+    """The cluster-wide KubeletConfiguration as YAML: the config.yaml kubelet-start wrote
+    (kubeadm's ConfigMap is byte-identical to it), read back also in a dry run, whose
+    writes the host layer keeps."""
     text = ctx.host.read_text(ctx.paths.kubelet_config)
     if text and text.strip():
         return text
@@ -118,15 +108,13 @@ def upload_kubelet(ctx: Any) -> None:
 
 def annotate_cri_socket(ctx: Any, client: apiclient.Client) -> None:
     """kubeadm (before NodeLocalCRISocket) records the node's CRI socket on its Node object."""
-    from kbootd.cluster.waitcp import cri_socket
-
-    socket = cri_socket(ctx)
+    socket = ctx.data.cri_socket
 
     def mutate(node: dict[str, Any]) -> None:
         node.setdefault("metadata", {}).setdefault("annotations", {})[CRI_SOCKET_ANNOTATION] = socket
 
     # The first write that needs the kubelet to have registered the Node: say so while waiting.
-    apiclient.patch_node(client, node_name(ctx), mutate, on_retry=node_wait_reporter(ctx, "upload-config"))
+    apiclient.patch_node(client, ctx.data.node_name, mutate, on_retry=node_wait_reporter(ctx, "upload-config"))
 
 
 def upload_all(ctx: Any) -> None:

@@ -1,13 +1,12 @@
 """wait-control-plane: the kubelet's health, then the API server's, each with a deadline.
 
-Test seams in ctx.store: "skip_kubelet_check" (no kubelet on this host),
-"kubelet_healthz_url" (a test double), "api_client" (a client to poll instead of one
-built from admin.conf), "clock"/"sleep" (fake time).
+Test seams (ctx.seams): skip_kubelet_check (no kubelet on this host), kubelet_healthz_url
+(a test double), clock/sleep (fake time); ctx.data.api_client, when set, is polled instead
+of a client built from admin.conf.
 """
 
 from __future__ import annotations
 
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -40,26 +39,25 @@ Here is one example how you may list all running Kubernetes containers by using 
 
 
 def failure_hint(ctx: Any) -> str:
-    return _HINT.format(socket=cri_socket(ctx))
-
-
-def cri_socket(ctx: Any) -> str:
-    return ctx.cfg.node.cri_socket or ctx.store.get("cri_socket") or DEFAULT_CRI_SOCKET
+    try:
+        socket = ctx.data.cri_socket
+    except KbootdError:  # only a hint: never fail over it
+        socket = DEFAULT_CRI_SOCKET
+    return _HINT.format(socket=socket)
 
 
 def wait_control_plane(ctx: Any) -> None:
     cfg = ctx.cfg
     manifests = ctx.paths.manifests_dir
-    kubelet_url = ctx.store.get("kubelet_healthz_url", KUBELET_HEALTHZ)
+    kubelet_url = ctx.seams.kubelet_healthz_url or KUBELET_HEALTHZ
     ctx.reporter.info("wait-control-plane", "Waiting for the kubelet to boot up the control plane as static Pods "
                       f'from directory "{manifests}"')
     if ctx.dry_run:
         ctx.reporter.out(f"[dryrun] Would make sure the kubelet returns 'ok' at {kubelet_url}")
         ctx.reporter.out("[dryrun] Would wait for the API Server's /healthz endpoint to return 'ok'")
         return
-    clock: Callable[[], float] = ctx.store.get("clock", time.monotonic)
-    sleep: Callable[[float], None] = ctx.store.get("sleep", time.sleep)
-    if ctx.store.get("skip_kubelet_check"):
+    clock, sleep = ctx.seams.clock, ctx.seams.sleep
+    if ctx.seams.skip_kubelet_check:
         ctx.reporter.info("kubelet-check", "Skipping the kubelet health check: no kubelet on this host")
     else:
         timeout = cfg.timeouts.kubelet_health_check
@@ -69,14 +67,14 @@ def wait_control_plane(ctx: Any) -> None:
                      what=f"the kubelet at {kubelet_url}")
         ctx.reporter.info("kubelet-check", f"The kubelet is healthy after {_took(took)}")
     timeout = cfg.timeouts.control_plane_component_health_check
-    client = ctx.store.get("api_client") or _health_client(ctx)
+    client = ctx.data.api_client or _health_client(ctx)
     ctx.reporter.info("api-check", f"Waiting for a healthy API server at {control_plane_url(ctx)}/healthz. "
                       f"This can take up to {format_duration(timeout)}")
     try:
         took = _poll(ctx, "api-check", lambda: _api_ok(client), timeout, clock, sleep,
                      what=f"the API server at {control_plane_url(ctx)}")
     finally:
-        if client is not ctx.store.get("api_client"):
+        if client is not ctx.data.api_client:
             client.close()
     ctx.reporter.info("api-check", f"The API server is healthy after {_took(took)}")
 

@@ -16,7 +16,6 @@ import os
 import signal
 import sys
 import time
-import traceback
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +24,14 @@ from kbootd.daemon.journal import DEBUG, Journal
 from kbootd.daemon.lock import InstanceLock, LockHeld
 from kbootd.daemon.notify import Heartbeat, Notifier
 from kbootd.daemon.status import DONE, FAILED, STOPPED, StatusBoard
-from kbootd.errors import KbootdError, SecurityError, ValidationError
+from kbootd.errors import (
+    KbootdError,
+    SecurityError,
+    ValidationError,
+    exit_code_for,
+    is_permanent,
+    render,
+)
 from kbootd.hostio import Host
 from kbootd.paths import Paths
 from kbootd.redact import redact
@@ -35,7 +41,6 @@ if TYPE_CHECKING:
 
     from kbootd.daemon.document import Document
 
-PERMANENT_EXIT_CODES = frozenset({3, 4})  # keep in sync with RestartPreventExitStatus= in the unit
 
 
 def _sleep(seconds: float) -> None:
@@ -221,15 +226,18 @@ def check_ca_pin(host: Host, cfg: Any, doc: Document) -> None:
 
 def _node_name(ctx: Any, cfg: Any) -> str:
     try:
-        from kbootd.node import node_name
-
-        return node_name(ctx)
+        return ctx.data.node_name
     except Exception:  # the name is only for display; never fail a finished bootstrap over it
         return cfg.node.name or "?"
 
 
 def _endpoint(ctx: Any, doc: Document) -> str:
-    ep = ctx.store.get("endpoint") or (doc.endpoints[0] if doc.endpoints else None)
+    ep = None
+    try:  # what this run found: join's discovered server, init's control-plane endpoint
+        ep = ctx.data.known("cluster").server if ctx.join is not None else ctx.data.endpoint
+    except Exception:  # only for display, as the node name
+        pass
+    ep = ep or (doc.endpoints[0] if doc.endpoints else None)
     if not ep:
         return "?"
     return ep if str(ep).startswith("https://") else f"https://{ep}"
@@ -287,10 +295,10 @@ def run(args: argparse.Namespace) -> int:
         board.update(state=STOPPED)
         return 0
     except KbootdError as e:
-        return fail(d, e, e.exit_code)
+        return fail(d, e)
     except Exception as e:  # a bug: report it, keep the traceback out of STATUS
-        journal.log("failed", "internal error: " + "".join(traceback.format_exception(e)), priority=3)
-        return fail(d, e, 1)
+        journal.log("failed", render(e, verbosity=5), priority=3)
+        return fail(d, e)
     finally:
         heartbeat.stop()
         lock.release()
@@ -298,28 +306,13 @@ def run(args: argparse.Namespace) -> int:
             signal.signal(s, h)
 
 
-def fail(d: Daemon, err: BaseException, code: int) -> int:
+def fail(d: Daemon, err: BaseException) -> int:
     msg = redact(str(err))
     hint = getattr(err, "hint", None)
-    permanent = code in PERMANENT_EXIT_CODES
+    code, permanent = exit_code_for(err), is_permanent(err)
     d.journal.log("failed", msg + (f" (hint: {hint})" if hint else ""), phase=getattr(err, "phase", ""),
                   exit_code=code)
     d.notifier.status(f"failed: {msg}")
     d.board.update(state=FAILED, error=msg, exit_code=code, will_retry=not permanent,
                    detail=f"failed: {msg}")
     return code
-
-
-def _main(argv: list[str] | None = None) -> int:
-    """`python -m kbootd.daemon.main [--root DIR] [-v N] [--no-supervise]`, until the CLI wires `run`."""
-    import argparse
-
-    ap = argparse.ArgumentParser(prog="kbootd run")
-    ap.add_argument("--root", default=None)
-    ap.add_argument("-v", "--verbosity", type=int, default=0)
-    ap.add_argument("--no-supervise", action="store_true")
-    return run(ap.parse_args(argv))
-
-
-if __name__ == "__main__":
-    raise SystemExit(_main())

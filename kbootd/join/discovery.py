@@ -47,11 +47,6 @@ from kbootd.token import BootstrapToken
 PHASE = "discovery"
 JWS_PREFIX = "jws-kubeconfig-"
 KUBECONFIG_KEY = "kubeconfig"
-# ctx.store keys: the product, and the knobs tests, the bench and the daemon may set.
-STORE_CLUSTER = "join.cluster"
-STORE_BACKOFF = "join.backoff"
-STORE_TIMING = "join.timing"
-STORE_CA_BUNDLE = "join.ca_bundle"  # requests' `verify` for https discovery; default: the host's bundle
 REQUEST_TIMEOUT = 10.0
 
 UNSAFE_WARNING = (
@@ -404,7 +399,7 @@ def discover_file(ctx: Any, location: str, *, deadline: float, backoff: Backoff,
     remote = location.lower().startswith("https://")
     if remote:
         warm_up()
-        verify = ctx.store.get(STORE_CA_BUNDLE, True)
+        verify = ctx.seams.ca_bundle
 
         def attempt() -> DiscoveredCluster:
             found = discovered_from_file(ctx, fetch_https(location, verify=verify), location, "https")
@@ -428,8 +423,8 @@ def discover(ctx: Any) -> DiscoveredCluster:
     cfg = ctx.join
     if cfg is None:
         raise KbootdError("discovery needs a join configuration")
-    backoff = ctx.store.get(STORE_BACKOFF) or DEFAULT_BACKOFF
-    timing = ctx.store.get(STORE_TIMING) or REAL_TIME
+    backoff = ctx.seams.backoff or DEFAULT_BACKOFF
+    timing = ctx.seams
     deadline = cfg.timeouts.discovery
 
     def on_retry(attempt: int, cause: str, next_in: float) -> None:

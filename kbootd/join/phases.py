@@ -1,6 +1,6 @@
 """The join phase functions (declared in kbootd.join.PHASES); each is fn(ctx) -> None.
 
-discovery            trust the control plane (discovery.py), keep the cluster in ctx.store
+discovery            trust the control plane (discovery.py): ctx.data.cluster
 kubelet-start        bootstrap-kubelet.conf, ca.crt, the cluster's kubelet and kubeadm configs,
                      the runtime and the kubelet's files, then (re)start the kubelet
 wait-tls-bootstrap   wait for the kubelet's certificate and Node, annotate its CRI socket,
@@ -13,7 +13,7 @@ from typing import Any
 
 from kbootd.errors import KbootdError
 from kbootd.join import clients, discovery, tlsbootstrap
-from kbootd.join.discovery import STORE_CLUSTER, DiscoveredCluster
+from kbootd.join.discovery import DiscoveredCluster
 
 KUBELET_PHASE = "kubelet-start"
 NAMESPACE = "kube-system"
@@ -32,27 +32,28 @@ def _cluster(ctx: Any) -> DiscoveredCluster:
     """The discovered cluster; discovered again when this process did not run discovery.
 
     That happens with `kbootd join phase kubelet-start` and when the daemon resumes an
-    interrupted join (done phases are skipped, the store is not kept). Discovery only reads.
+    interrupted join (done phases are skipped). Discovery only reads.
     """
-    found = ctx.store.get(STORE_CLUSTER)
-    if not isinstance(found, DiscoveredCluster):
+    if ctx.data.known("cluster") is None:
         ctx.reporter.info(discovery.PHASE, "No discovered cluster in this run: discovering it again")
-        discovery_phase(ctx)
-        found = ctx.store[STORE_CLUSTER]
-    return found
+    return ctx.data.cluster
 
 
 # --- discovery ---------------------------------------------------------------------------------------
 
 def discovery_phase(ctx: Any) -> None:
+    ctx.data.cluster  # noqa: B018 - derived (discovered) on first use
+
+
+def discover(ctx: Any) -> DiscoveredCluster:
+    """Discovery and its report; what ctx.data.cluster is derived from."""
     found = discovery.discover(ctx)
-    ctx.store[STORE_CLUSTER] = found
-    ctx.store["endpoint"] = found.server  # what the daemon shows as "joined <endpoint>"
     how = {"token": "signature and contents are valid"
                     + (" and TLS certificate validates against pinned roots" if ctx.join.ca_cert_hashes else ""),
            "file": "was read from the discovery file and the API server's TLS certificate validates against it",
            "https": "was downloaded over HTTPS and the API server's TLS certificate validates against it"}[found.via]
     ctx.reporter.info(discovery.PHASE, f'Cluster info {how}, will use API Server "{found.server}"')
+    return found
 
 
 # --- kubelet-start -----------------------------------------------------------------------------------
@@ -139,11 +140,10 @@ def _write_ca_cert(ctx: Any, cluster: DiscoveredCluster) -> None:
 
 def kubelet_start(ctx: Any) -> None:
     from kbootd import cri, kubelet
-    from kbootd.node import node_name
 
     cluster = _cluster(ctx)
     creds = clients.bootstrap_credentials(ctx, cluster)
-    name = node_name(ctx)
+    name = ctx.data.node_name
     say = lambda m: ctx.reporter.info(KUBELET_PHASE, m)  # noqa: E731
     warn = lambda m: ctx.reporter.warn(KUBELET_PHASE, m)  # noqa: E731
     path = ctx.paths.bootstrap_kubelet_conf
@@ -163,11 +163,11 @@ def kubelet_start(ctx: Any) -> None:
             kubelet_text = _configmap_key(ctx, client, "kubelet-config", "kubelet")
         finally:
             client.close()
-        ctx.store["join.cluster_configuration"] = cluster_cfg
+        ctx.data.cluster_configuration = cluster_cfg
         doc = kubelet.parse_kubelet_configuration(kubelet_text, f"{NAMESPACE}/kubelet-config")
         if doc.get("cgroupDriver"):
-            ctx.store[cri.STORE_CGROUP_DRIVER] = doc["cgroupDriver"]
-        ctx.store[cri.STORE_PAUSE_IMAGE] = _pause_image(cluster_cfg, warn)
+            ctx.data.cluster_cgroup_driver = doc["cgroupDriver"]
+        ctx.data.cluster_pause_image = _pause_image(cluster_cfg, warn)
         cri.configure(ctx)
         kubelet.setup_node(ctx, kubelet_config=kubelet_text, source=f"{NAMESPACE}/kubelet-config",
                            pause_image=kubelet.pod_infra_image(cluster_cfg, warn))
@@ -186,14 +186,12 @@ def _pause_image(cluster_cfg: Any, warn: Any) -> str:
 # --- wait-tls-bootstrap ------------------------------------------------------------------------------
 
 def wait_tls_bootstrap(ctx: Any) -> None:
-    from kbootd.cri import detect_socket
     from kbootd.join.retry import Backoff, retry
-    from kbootd.node import node_name
 
     phase = tlsbootstrap.PHASE
     cluster = _cluster(ctx)
-    name = node_name(ctx)
-    socket = detect_socket(ctx)
+    name = ctx.data.node_name
+    socket = ctx.data.cri_socket
     if ctx.dry_run:
         ctx.reporter.out("[dryrun] Would wait for the kubelet to perform the TLS Bootstrap and register node "
                          f'"{name}"')
@@ -203,12 +201,11 @@ def wait_tls_bootstrap(ctx: Any) -> None:
         return
     creds = clients.bootstrap_credentials(ctx, cluster)
     timeouts = ctx.join.timeouts
-    timing = ctx.store.get(discovery.STORE_TIMING)
     requestor = f"system:bootstrap:{creds.token_id}" if creds.token_id else None
     watch = tlsbootstrap.CsrWatch(
         lambda: clients.client(cluster.server, cluster.ca_pem, creds, timeout=timeouts.kubernetes_api_call),
         name, requestor, lambda m: ctx.reporter.warn(phase, m))
-    clock = timing.clock if timing else __import__("time").monotonic
+    clock = ctx.seams.clock
     next_look = [clock() + tlsbootstrap.CSR_FIRST_CHECK]
 
     def on_retry(attempt: int, cause: str, next_in: float) -> None:
@@ -218,11 +215,10 @@ def wait_tls_bootstrap(ctx: Any) -> None:
         ctx.reporter.retry(phase, attempt, f"{cause}{'; ' + watch.state if watch.state else ''}", next_in)
 
     ctx.reporter.info(phase, "Waiting for the kubelet to perform the TLS Bootstrap")
-    kw = {"timing": timing} if timing else {}
     try:
         client = retry(lambda: tlsbootstrap.kubelet_client(ctx, timeouts.kubernetes_api_call),
                        what="waiting for the kubelet's TLS bootstrap", deadline=timeouts.tls_bootstrap,
-                       backoff=Backoff(first=0.2, cap=2.0), on_retry=on_retry, **kw)
+                       backoff=Backoff(first=0.2, cap=2.0), on_retry=on_retry, timing=ctx.seams)
     except KbootdError as e:
         if not e.hint:
             e.hint = ("the kubelet may not be running or may be unhealthy: see `systemctl status kubelet` and "
@@ -232,7 +228,7 @@ def wait_tls_bootstrap(ctx: Any) -> None:
         # As kubeadm: the bootstrap token leaves the disk once the wait is over, either way.
         ctx.host.remove(ctx.paths.bootstrap_kubelet_conf)
     try:
-        cluster_cfg = ctx.store.get("join.cluster_configuration")
+        cluster_cfg = ctx.data.cluster_configuration
         if cluster_cfg is not None and cluster_cfg.gate("NodeLocalCRISocket"):
             ctx.reporter.info(phase, "NodeLocalCRISocket is on: the CRI socket lives in kubeadm-flags.env, "
                                      "not in a Node annotation")

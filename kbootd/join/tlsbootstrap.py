@@ -44,11 +44,10 @@ def kubelet_kubeconfig(ctx: Any) -> Any:
 def kubelet_client(ctx: Any, timeout: float) -> Any:
     """A client with the kubelet's own identity, once its Node is registered (else TransientError)."""
     from kbootd import apiclient
-    from kbootd.node import node_name
 
     kc = kubelet_kubeconfig(ctx)
     client = apiclient.Client(apiclient.KubernetesTransport(kc), timeout=timeout)
-    name = node_name(ctx)
+    name = ctx.data.node_name
     try:
         node = client.get("Node", name)
     except apiclient.APIError as e:

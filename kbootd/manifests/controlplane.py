@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from kbootd import node
 from kbootd.config import validate as v
 from kbootd.config.model import ClusterConfig, Component
 from kbootd.errors import ValidationError
-from kbootd.images import Images, images_for
 from kbootd.manifests import pod
 from kbootd.manifests.etcd import client_url, localhost
 from kbootd.manifests.pod import FILE, FILE_OR_CREATE, Args, Mount, Pod
@@ -38,13 +36,6 @@ Warn = Callable[[str], None]
 
 def _warn(ctx) -> Warn:
     return lambda msg: ctx.reporter.warn("control-plane", msg)
-
-
-def images(ctx) -> Images:
-    """Computed once per run so deprecation warnings (KUBE_* variables) print once."""
-    if "manifests.images" not in ctx.store:
-        ctx.store["manifests.images"] = images_for(ctx.cfg.cluster, _warn(ctx))
-    return ctx.store["manifests.images"]
 
 
 def check_supported(c: ClusterConfig) -> None:
@@ -184,7 +175,7 @@ def _apiserver_args(ctx, authz: Args) -> Args:
     c = ctx.cfg.cluster
     d = c.certificates_dir
     cert = ctx.paths.cert
-    addr = node.advertise_address(ctx)
+    addr = ctx.data.advertise_address
     args: Args = [
         ("advertise-address", addr),
         ("enable-admission-plugins", "NodeRestriction"),
@@ -238,7 +229,7 @@ def _apiserver_args(ctx, authz: Args) -> Args:
 def apiserver_pod(ctx) -> Pod:
     c = ctx.cfg.cluster
     check_supported(c)
-    addr = node.advertise_address(ctx)
+    addr = ctx.data.advertise_address
     port = ctx.cfg.bind_port
     host = pod.probe_address(addr)
     authz, authz_mounts = _authorization(ctx)
@@ -249,7 +240,7 @@ def apiserver_pod(ctx) -> Pod:
     vols, mounts = pod.sorted_mounts(all_mounts)
     ctr = pod.container(
         name=KUBE_APISERVER,
-        image=images(ctx).kube_apiserver,
+        image=ctx.data.images.kube_apiserver,
         cmd=pod.command(KUBE_APISERVER, _apiserver_args(ctx, authz), c.api_server.extra_args),
         mounts=mounts,
         resources={"cpu": "250m"},
@@ -316,7 +307,7 @@ def controller_manager_pod(ctx) -> Pod:
     port = CONTROLLER_MANAGER_PORT
     ctr = pod.container(
         name=KUBE_CONTROLLER_MANAGER,
-        image=images(ctx).kube_controller_manager,
+        image=ctx.data.images.kube_controller_manager,
         cmd=pod.command(KUBE_CONTROLLER_MANAGER, _controller_manager_args(ctx), c.controller_manager.extra_args),
         mounts=mounts,
         resources={"cpu": "200m"},
@@ -345,7 +336,7 @@ def scheduler_pod(ctx) -> Pod:
     port = SCHEDULER_PORT
     ctr = pod.container(
         name=KUBE_SCHEDULER,
-        image=images(ctx).kube_scheduler,
+        image=ctx.data.images.kube_scheduler,
         cmd=pod.command(KUBE_SCHEDULER, args, c.scheduler.extra_args),
         mounts=mounts,
         resources={"cpu": "100m"},

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-from kbootd import node
 from kbootd.config.model import ExtraArgs
 from kbootd.errors import KbootdError
 from kbootd.manifests import pod
@@ -97,16 +96,16 @@ def _args(ctx, addr: str, name: str, image: str) -> Args:
 
 
 def etcd_pod(ctx) -> Pod:
-    from kbootd.manifests.controlplane import check_supported, images
+    from kbootd.manifests.controlplane import check_supported
 
     c = ctx.cfg.cluster
     local = c.etcd_local
     if local is None:
         raise KbootdError("etcd: the configuration uses external etcd; there is no local etcd to write")
     check_supported(c)
-    image = images(ctx).etcd
+    image = ctx.data.images.etcd
     assert image is not None  # images_for gives one whenever etcd is local
-    addr = node.advertise_address(ctx)
+    addr = ctx.data.advertise_address
     certs_dir = f"{c.certificates_dir}/etcd"
     data = Mount(DATA_VOLUME, local.data_dir, local.data_dir, False)
     certs = Mount(CERTS_VOLUME, certs_dir, certs_dir, False)
@@ -115,7 +114,7 @@ def etcd_pod(ctx) -> Pod:
     ctr = pod.container(
         name=ETCD,
         image=image,
-        cmd=pod.command(ETCD, _args(ctx, addr, node.node_name(ctx), image), local.extra_args),
+        cmd=pod.command(ETCD, _args(ctx, addr, ctx.data.node_name, image), local.extra_args),
         # Unlike the control plane, kubeadm lists etcd's mounts in this order, not by name.
         mounts=[data.volume_mount(), certs.volume_mount()],
         resources={"cpu": "100m", "memory": "100Mi"},

@@ -25,7 +25,9 @@ if TYPE_CHECKING:
 
 NODE_NAME = "{node}"  # a `cn` that stands for the node's name (etcd server and peer)
 CLUSTER_ADMINS = "kubeadm:cluster-admins"  # kubeadm's ClusterAdminsGroupAndClusterRoleBinding
-SA_BASE = "sa"  # the service-account signing key pair: sa.key and sa.pub, no certificate
+# The service-account signing key pair: sa.key and sa.pub, no certificate.
+SA_NAME = SA_BASE = "sa"
+SA_SUMMARY = "Generate a private key for signing service account tokens along with its public key"
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ class CertSpec:
         return self.ca is None
 
     def common_name(self, ctx: Context) -> str:
-        return node.node_name(ctx) if self.cn == NODE_NAME else self.cn
+        return ctx.data.node_name if self.cn == NODE_NAME else self.cn
 
     def alt_names(self, ctx: Context) -> AltNames:
         return self.sans(ctx).normalized() if self.sans else AltNames()
@@ -58,7 +60,7 @@ class CertSpec:
 # --- SAN builders (kubeadm pkiutil.GetAPIServerAltNames / GetEtcdAltNames) ------------------
 
 def _advertise_ip(ctx: Context) -> IPAddress:
-    addr = node.advertise_address(ctx)
+    addr = ctx.data.advertise_address
     try:
         return ipaddress.ip_address(addr)
     except ValueError:
@@ -81,7 +83,7 @@ def _extra(alt: AltNames, sans: tuple[str, ...], where: str) -> AltNames:
 
 def apiserver_sans(ctx: Context) -> AltNames:
     c = ctx.cfg.cluster
-    dns = [node.node_name(ctx), "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+    dns = [ctx.data.node_name, "kubernetes", "kubernetes.default", "kubernetes.default.svc",
            f"kubernetes.default.svc.{c.networking.dns_domain}"]
     ips: list[IPAddress] = [ipaddress.ip_address(v.service_ip(c.networking.service_subnet, 1)),
                             _advertise_ip(ctx)]
@@ -95,7 +97,7 @@ def apiserver_sans(ctx: Context) -> AltNames:
 
 
 def _etcd_base(ctx: Context) -> AltNames:
-    return AltNames((node.node_name(ctx), "localhost"),
+    return AltNames((ctx.data.node_name, "localhost"),
                     (_advertise_ip(ctx), ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1")))
 
 

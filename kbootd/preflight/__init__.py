@@ -1,9 +1,9 @@
 """Preflight: kubeadm's pre-flight checks for `init` and `join`. Changes nothing on the host.
 
-Phase entry points: "kbootd.preflight:run_init" and "kbootd.preflight:run_join".
+Phase entry points: run_init and run_join (declared in kbootd.phases).
 The checks come from tables.py, run through runner.py, and ask the machine through a
-Facts object: HostFacts by default, or whatever a caller (a test) put in
-ctx.store[FACTS_KEY].
+Facts object: HostFacts by default, or the stand-in a caller (a test) put in
+ctx.seams.preflight_facts.
 """
 
 from __future__ import annotations
@@ -16,16 +16,14 @@ if TYPE_CHECKING:
     from kbootd.context import Context
     from kbootd.preflight.facts import Facts
 
-FACTS_KEY = "preflight.facts"
-
-
 def facts_for(ctx: Context) -> Facts:
-    facts = ctx.store.get(FACTS_KEY)
-    if facts is None:
+    if ctx.seams.preflight_facts is not None:
+        return ctx.seams.preflight_facts
+    if ctx.data.preflight_facts is None:
         from kbootd.preflight.facts import HostFacts
 
-        facts = ctx.store[FACTS_KEY] = HostFacts(ctx)
-    return facts
+        ctx.data.preflight_facts = HostFacts(ctx)
+    return ctx.data.preflight_facts
 
 
 def run_init(ctx: Context) -> None:

@@ -189,22 +189,8 @@ def service_enabled(unit: str) -> CheckFn:
     return check
 
 
-def cri_socket(ctx: Context) -> str:
-    """The runtime's socket: kbootd.cri's detection when present, else config, else containerd's."""
-    try:
-        from kbootd.cri import detect_socket  # another module's job; may not exist yet
-    except ModuleNotFoundError as e:
-        if e.name != "kbootd.cri":
-            raise
-        from kbootd.config.model import DEFAULT_CRI_SOCKET
-
-        cfg = ctx.init or ctx.join
-        return (cfg.node.cri_socket if cfg is not None else None) or DEFAULT_CRI_SOCKET
-    return detect_socket(ctx)
-
-
 def container_runtime(ctx: Context, facts: Facts) -> list[str]:
-    uri = cri_socket(ctx)
+    uri = ctx.data.cri_socket
     err = facts.cri_error(uri)
     if err is None:
         return []
@@ -268,9 +254,8 @@ def cgroups_advice(ctx: Context, facts: Facts) -> list[str]:
 
 # --- names and networks ----------------------------------------------------------------
 def hostname(ctx: Context, facts: Facts) -> list[str]:
-    from kbootd.node import node_name
 
-    name = node_name(ctx)  # a bad name raises ValidationError: the runner reports it
+    name = ctx.data.node_name  # a bad name raises ValidationError: the runner reports it
     found = facts.lookup_host(name)
     if found is None:
         raise NotChecked(off_host(ctx))
@@ -288,10 +273,9 @@ def http_proxy(host_of: str | None) -> CheckFn:
         host = host_of
         if host is None:
             from kbootd.errors import KbootdError
-            from kbootd.node import advertise_address
 
             try:
-                host = advertise_address(ctx)
+                host = ctx.data.advertise_address
             except KbootdError as e:
                 raise NotChecked("the advertise address is not known yet") from e
         url = f"https://[{host}]:1234" if ":" in host else f"https://{host}"
