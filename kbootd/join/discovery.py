@@ -22,7 +22,7 @@ Three ways, as kubeadm (cmd/kubeadm/app/discovery/{token,file,https}):
 
 Trust failures raise SecurityError/DiscoveryError (exit 4) at once; everything that may
 clear up by waiting (nothing listening, HTTP 5xx, 403/404 before init, no signature for
-this token id yet) is retried by kbootd.join.retry until timeouts.discovery.
+this token id yet) is retried by kbootd.retry until timeouts.discovery.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from kbootd.errors import (
     ValidationError,
 )
 from kbootd.join import clusterinfo
-from kbootd.join.retry import DEFAULT_BACKOFF, REAL_TIME, Backoff, RetryHook, Timing, retry
+from kbootd.retry import DEFAULT_BACKOFF, REAL_TIME, Backoff, RetryHook, Timing, retry
 from kbootd.token import BootstrapToken
 
 PHASE = "discovery"

@@ -187,8 +187,8 @@ def _pause_image(cluster_cfg: Any, warn: Any) -> str:
 
 def wait_tls_bootstrap(ctx: Any) -> None:
     from kbootd.cri import detect_socket
-    from kbootd.join.retry import Backoff, retry
     from kbootd.node import node_name
+    from kbootd.retry import Backoff, retry
 
     phase = tlsbootstrap.PHASE
     cluster = _cluster(ctx)
