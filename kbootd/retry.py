@@ -104,6 +104,7 @@ def retry(fn: Callable[[], T], *, what: str, deadline: float, backoff: Backoff =
     start = timing.clock()
     end = start + deadline  # inf stays inf
     attempt = 0
+    informative: KbootdError | None = None  # the last failure that said something about the peer
     while True:
         attempt += 1
         try:
@@ -114,12 +115,16 @@ def retry(fn: Callable[[], T], *, what: str, deadline: float, backoff: Backoff =
             if not (retryable(e) if retryable is not None else isinstance(e, TransientError)):
                 raise
             cause = str(e)
+            if not getattr(e, "deadline_reached", False):
+                informative = e
             remaining = end - timing.clock()
             if remaining <= 0:
                 waited = timing.clock() - start
+                # A request cut short by this very deadline says nothing; name the cause before it.
+                last = e if informative is None else informative
                 raise WaitTimeout(
                     f"{what}: gave up after {waited:.1f} s and {attempt} attempt{'s' if attempt > 1 else ''}; "
-                    f"last error: {cause}", hint=getattr(e, "hint", None)) from e
+                    f"last error: {last}", hint=getattr(last, "hint", None)) from last
             next_in = min(backoff.delay(attempt, timing.rand), remaining)
             if on_retry is not None:
                 on_retry(attempt, cause, next_in)

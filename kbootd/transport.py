@@ -51,6 +51,16 @@ class ResponseTooLarge(TransientError):
     """The answer is larger than the caller's cap; nothing more was read."""
 
 
+class DeadlineReached(TransientError):
+    """The caller's overall deadline (`until`), not the request's own timeout, ended the request.
+
+    Retry loops prefer the cause before it when they report why they gave up: the last
+    attempt may start just before the deadline and say nothing about the server.
+    """
+
+    deadline_reached = True
+
+
 class RedirectRefused(SecurityError):
     """The server answered with a redirect; kbootd follows none."""
 
@@ -132,9 +142,11 @@ class _Deadline:
         self.end = float("inf")
         self.budget = 0.0  # the whole request's seconds, for messages
         self.connect_end = float("inf")
+        self.by_until = False  # the caller's overall deadline is the nearer one
 
     def start(self, timeout: float, until: float | None, connect_timeout: float | None = None) -> None:
         now = self.clock()
+        self.by_until = until is not None and until < now + timeout
         self.end = min(now + timeout, until if until is not None else float("inf"))
         self.budget = max(self.end - now, 0.0)
         self.connect_end = min(self.end, now + connect_timeout) if connect_timeout is not None else self.end
@@ -326,7 +338,7 @@ class Session:
                 return self._exchange(method, path, body, headers, max_body or self.max_body)
             except BaseException as e:
                 self._drop()
-                raise _classify(e, what, self._deadline.budget, self.origin) from None
+                raise _classify(e, what, self._deadline, self.origin) from None
 
     def _exchange(self, method: str, path: str, body: bytes | None, headers: Mapping[str, str] | None,
                   cap: int) -> Response:
@@ -389,7 +401,7 @@ def _reason(e: BaseException) -> str:
     return text.splitlines()[-1] if text else type(e).__name__
 
 
-def _classify(e: BaseException, what: str, budget: float, origin: str) -> BaseException:
+def _classify(e: BaseException, what: str, deadline: _Deadline, origin: str) -> BaseException:
     import http.client
     import ssl
 
@@ -401,7 +413,9 @@ def _classify(e: BaseException, what: str, budget: float, origin: str) -> BaseEx
                              hint="the server's certificate does not chain to the CA kbootd trusts for it, "
                                   "or does not name the address used")
     if isinstance(e, TimeoutError):  # socket.timeout is TimeoutError since 3.10
-        return TransientError(f"{what}: no complete answer within {budget:.3g} s")
+        if deadline.by_until:
+            return DeadlineReached(f"{what}: the deadline was reached {deadline.budget:.3g} s into the request")
+        return TransientError(f"{what}: no complete answer within {deadline.budget:.3g} s")
     if isinstance(e, ConnectionRefusedError):
         return TransientError(f"{what}: connection refused")
     if isinstance(e, ssl.SSLError):

@@ -47,7 +47,7 @@ def kubelet_client(ctx: Any, timeout: float) -> Any:
     from kbootd.node import node_name
 
     kc = kubelet_kubeconfig(ctx)
-    client = apiclient.Client(apiclient.KubernetesTransport(kc), timeout=timeout)
+    client = apiclient.Client(apiclient.APITransport(kc), timeout=timeout)
     name = node_name(ctx)
     try:
         node = client.get("Node", name)
