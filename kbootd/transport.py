@@ -65,6 +65,12 @@ class RedirectRefused(SecurityError):
     """The server answered with a redirect; kbootd follows none."""
 
 
+def warm_up() -> None:
+    """Import what a request needs (ssl, http.client) ahead of the first request."""
+    import http.client  # noqa: F401
+    import ssl  # noqa: F401
+
+
 # --- TLS ------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)

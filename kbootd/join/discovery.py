@@ -234,10 +234,9 @@ def warm_up() -> None:
     must not see a partially initialised module.
     """
     with _warm_lock:
-        import http.client  # noqa: F401
-        import ssl  # noqa: F401
+        from kbootd import apiclient, transport  # noqa: F401
 
-        from kbootd import apiclient  # noqa: F401
+        transport.warm_up()
 
 
 def request_deadline(deadline: float) -> float | None:
