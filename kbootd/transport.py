@@ -17,8 +17,9 @@ What it guarantees, whoever calls it:
   client certificates are handed to OpenSSL through a *sealed* memfd, read once and
   closed, never a file on disk;
 * **errors classified once**: TransientError (refused, reset, timed out, TLS handshake
-  failures, 5xx is left to the caller) or SecurityError (certificate verification failed,
-  redirect). Messages never carry credentials.
+  failures; HTTP statuses are left to the caller), SecurityError (certificate verification
+  failed, a redirect, a plain-HTTP URL not asked for) or ValidationError (CA or client
+  credentials that do not load). Messages never carry credentials.
 * no proxies from the environment: kbootd talks to its own cluster.
 
 `ssl` and `http.client` are imported lazily: the CLI's light commands import this module's
@@ -36,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from kbootd.errors import SecurityError, TransientError
+from kbootd.errors import SecurityError, TransientError, ValidationError
 
 if TYPE_CHECKING:
     import socket
@@ -278,7 +279,7 @@ class Session:
             try:
                 context = ssl_context(tls)
             except (OSError, ValueError) as e:  # ssl.SSLError is an OSError
-                raise SecurityError(f"{self.origin}: the TLS credentials do not load: {_reason(e)}") from None
+                raise ValidationError(f"{self.origin}: the TLS credentials do not load: {_reason(e)}") from None
         self._context = context
         self._server_name = (tls.server_name if tls else None) or self.host
         self.timeout = timeout

@@ -257,10 +257,21 @@ def test_refused_and_reset_are_transient(serve, pki):
         transport.request(srv.url + "/x", cleartext=True)
 
 
-def test_a_plain_server_behind_https_is_a_transient_tls_failure(serve, pki):
-    srv = serve(ok())  # no TLS at all
+def test_a_server_that_never_finishes_the_tls_handshake_is_transient_and_bounded(serve, pki):
+    srv = serve(ok())  # speaks no TLS: waits for an HTTP request that never comes
+    start = time.monotonic()
     with pytest.raises(TransientError, match="TLS handshake failed|no complete answer"):
-        transport.request(srv.url.replace("http://", "https://") + "/x", TLS(ca_pem=pki.ca_pem), timeout=2)
+        transport.request(srv.url.replace("http://", "https://") + "/x", TLS(ca_pem=pki.ca_pem), timeout=1)
+    assert time.monotonic() - start < 2
+
+
+def test_credentials_that_do_not_load_are_invalid_input(pki):
+    from kbootd.errors import ValidationError
+
+    with pytest.raises(ValidationError, match="TLS credentials do not load"):
+        Session("https://127.0.0.1:1", TLS(ca_pem=b"not a certificate"))
+    with pytest.raises(ValidationError, match="TLS credentials do not load"):
+        Session("https://127.0.0.1:1", TLS(ca_pem=pki.ca_pem, cert_pem=pki.client_pem, key_pem=b"garbage"))
 
 
 def test_client_certificate_from_memory(serve, pki):
