@@ -440,3 +440,24 @@ def test_light_imports_do_not_load_kubernetes():
             "sys.exit('kubernetes' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
+
+
+def test_a_retry_deadline_bounds_each_request_of_the_loop(tmp_path):
+    """A server that drips its answer cannot hold an API retry loop past its deadline."""
+    import time
+
+    from tests.test_transport import PKI as RawPKI
+    from tests.test_transport import RawServer, drip
+
+    raw_pki = RawPKI()
+    srv = RawServer(drip(b"HTTP/1.1 200 OK\r\n", b"X", 0.05), raw_pki, tmp_path)
+    try:
+        kc = apiclient.KubeConfig(path="t", server=srv.url, cluster={}, ca_pem=raw_pki.ca_pem)
+        client = Client(apiclient.APITransport(kc, request_timeout=30), timeout=1.0)
+        start = time.monotonic()
+        with pytest.raises(WaitTimeout, match="still failing after 1s"):
+            client.retry(lambda: client.get("ConfigMap", "c", "kube-system"), "read c")
+        assert time.monotonic() - start < 2.5
+        client.close()
+    finally:
+        srv.close()

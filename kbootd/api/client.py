@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import time
 from collections.abc import Callable
@@ -9,12 +10,17 @@ from typing import Any
 from urllib.parse import urlencode
 
 from kbootd import redact
+from kbootd.api.connection import APITransport
 from kbootd.api.errors import APIError, is_transient
 from kbootd.api.resources import Obj, describe, meta, resource, with_type
 from kbootd.errors import WaitTimeout
 
 DEFAULT_TIMEOUT = 60.0  # kubeadm's timeouts.kubernetesAPICall
 RETRY_INTERVAL = 0.5  # kubeadm's APICallRetryInterval
+
+# The time.monotonic() by which the innermost real-time retry loop gives up: requests made
+# inside it end by then too, so one slow request cannot carry the loop past its deadline.
+_UNTIL: contextvars.ContextVar[float | None] = contextvars.ContextVar("kbootd_api_until", default=None)
 
 
 def with_retries(fn: Callable[[], Any], *, what: str, timeout: float, interval: float = RETRY_INTERVAL,
@@ -24,12 +30,19 @@ def with_retries(fn: Callable[[], Any], *, what: str, timeout: float, interval: 
     """Call fn until it succeeds, retrying what `retryable` accepts every `interval` until the deadline."""
     from kbootd.retry import Backoff, Timing, retry
 
+    outer = _UNTIL.get()
+    until = outer
+    if clock is time.monotonic:  # a fake clock's deadline means nothing to real sockets
+        until = min(time.monotonic() + timeout, outer if outer is not None else float("inf"))
+    token = _UNTIL.set(until)
     try:
         return retry(fn, what=what, deadline=timeout, backoff=Backoff.constant(interval),
                      timing=Timing(clock=clock, sleep=sleep), on_retry=on_retry, retryable=retryable)
     except WaitTimeout as e:
         cause = e.__cause__
         raise WaitTimeout(f"{what}: still failing after {timeout:g}s: {cause}", hint=e.hint) from cause
+    finally:
+        _UNTIL.reset(token)
 
 
 class Client:
@@ -90,7 +103,7 @@ class Client:
 
     def raw_get(self, path: str) -> tuple[int, str]:
         """A non-resource GET (/healthz, /livez): status and body text."""
-        status, data = self.transport.request("GET", path)
+        status, data = self._request("GET", path)
         return status, data.decode("utf-8", errors="replace")
 
     def close(self) -> None:
@@ -106,9 +119,16 @@ class Client:
                             interval=self.interval, sleep=self.sleep, clock=self.clock, on_retry=on_retry,
                             retryable=retryable)
 
+    def _request(self, method: str, path: str, body: Any = None,
+                 content_type: str = "application/json") -> tuple[int, bytes]:
+        until = _UNTIL.get()
+        if until is not None and isinstance(self.transport, APITransport):
+            return self.transport.request(method, path, body, content_type, until=until)
+        return self.transport.request(method, path, body, content_type)
+
     def _call(self, method: str, path: str, body: Any = None, content_type: str = "application/json", *,
               action: str) -> Obj:
-        status, data = self.transport.request(method, path, body, content_type)
+        status, data = self._request(method, path, body, content_type)
         try:
             doc = json.loads(data) if data.strip() else {}
         except (ValueError, RecursionError):
