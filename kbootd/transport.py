@@ -421,7 +421,7 @@ def _classify(e: BaseException, what: str, deadline: _Deadline, origin: str) -> 
                                   "or does not name the address used")
     if isinstance(e, TimeoutError):  # socket.timeout is TimeoutError since 3.10
         if deadline.by_until:
-            return DeadlineReached(f"{what}: the deadline was reached {deadline.budget:.3g} s into the request")
+            return DeadlineReached(f"{what}: no complete answer before the deadline")
         return TransientError(f"{what}: no complete answer within {deadline.budget:.3g} s")
     if isinstance(e, ConnectionRefusedError):
         return TransientError(f"{what}: connection refused")
