@@ -9,7 +9,7 @@ socket (READY=1 is awaited, as systemd would) and no journald (records go to a f
   refused forever (the daemon passes timeouts.discovery = inf). With --join real the
   registered join workflow runs. Until join exists (kbootd.phases.JOIN is empty) a
   stand-in discovery phase is used (--join auto picks it): it imports what token
-  discovery needs (requests, cryptography's x509) and retries a TCP connection with
+  discovery needs (kbootd.transport with ssl, cryptography's x509) and retries a TCP connection with
   join's backoff (full jitter, 0.1 s doubling to a 1.5 s cap), calling reporter.retry
   on every attempt exactly as join's retry loop does.
 * supervising: a stand-in join that succeeds at once, then READY=1 and the exec into the
@@ -47,7 +47,10 @@ PIN = "sha256:0b5c07da32772eb431ea1ba6f4614eab673b8c42a313c767bd3f31f49da01d2d"
 def standin_discovery(ctx) -> None:  # noqa: ANN001
     """Token discovery against a closed port, forever, with join's backoff and reporter.retry."""
     import cryptography.x509  # noqa: F401 - what verifying cluster-info needs
-    import requests  # noqa: F401 - what fetching cluster-info needs
+
+    from kbootd import transport  # what fetching cluster-info needs
+
+    transport.warm_up()
 
     host, _, port = ctx.join.api_server_endpoints[0].rpartition(":")
     attempt, ceiling = 0, 0.1

@@ -10,17 +10,15 @@ mode (ca.crt without ca.key) every file must already be there and valid.
 
 from __future__ import annotations
 
-import base64
-import binascii
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import yaml
 from cryptography import x509
 
-from kbootd import node, redact
+from kbootd import kubeconfigfile, node
 from kbootd.errors import KbootdError, ValidationError
+from kbootd.kubeconfigfile import Kubeconfig
 from kbootd.pin import pin_of
 from kbootd.pki import certlist, keys
 from kbootd.pki import certs as c
@@ -64,135 +62,16 @@ KUBECONFIGS: tuple[KubeconfigSpec, ...] = (
 BY_NAME = {k.name: k for k in KUBECONFIGS}
 
 
-# --- building and parsing -----------------------------------------------------------------
+# --- building and parsing (kbootd.kubeconfigfile) ----------------------------------------
 
-def _b64(data: bytes | str) -> str:
-    return base64.b64encode(data.encode() if isinstance(data, str) else data).decode()
-
-
-def build_kubeconfig(server: str, ca_pem: bytes | str, cluster_name: str, user: str,
-                     client_cert_pem: bytes | str | None = None, client_key_pem: bytes | str | None = None,
-                     token: str | None = None) -> str:
-    """A kubeconfig with embedded CA data and either a client certificate and key or a token,
-    laid out like client-go's clientcmd.Write (keys sorted, context "<user>@<cluster>")."""
-    if (client_cert_pem is None) != (client_key_pem is None):
-        raise ValueError("a client certificate needs its key, and a key its certificate")
-    creds: dict[str, str] = {}
-    if client_cert_pem is not None and client_key_pem is not None:
-        creds = {"client-certificate-data": _b64(client_cert_pem), "client-key-data": _b64(client_key_pem)}
-    if token is not None:
-        creds["token"] = token
-    context = f"{user}@{cluster_name}"
-    doc = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": cluster_name,
-                      "cluster": {"certificate-authority-data": _b64(ca_pem), "server": server}}],
-        "contexts": [{"name": context, "context": {"cluster": cluster_name, "user": user}}],
-        "current-context": context,
-        "preferences": {},
-        "users": [{"name": user, "user": creds}],
-    }
-    return yaml.safe_dump(doc, sort_keys=True, default_flow_style=False)
-
-
-@dataclass(frozen=True)
-class Kubeconfig:
-    """The parts of a kubeconfig kbootd uses: the current context's cluster and user."""
-
-    server: str
-    cluster_name: str
-    ca_cert: x509.Certificate | None = None  # from certificate-authority-data
-    ca_pem: bytes | None = None
-    ca_file: str | None = None  # certificate-authority (a path) when no data is embedded
-    insecure: bool = False
-    user_name: str = ""
-    client_cert_pem: bytes | None = None
-    client_cert_file: str | None = None
-    client_key_pem: bytes | None = field(default=None, repr=False)
-    client_key_file: str | None = None
-    token: str | None = field(default=None, repr=False)
-
-
-def _named(items: Any, kind: str, where: str) -> dict[str, dict[str, Any]]:
-    if items is None:
-        return {}
-    if not isinstance(items, list):
-        raise ValidationError(f"{where}: {kind} must be a list")
-    out: dict[str, dict[str, Any]] = {}
-    inner = kind[:-1]  # clusters -> cluster
-    for i, item in enumerate(items):
-        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-            raise ValidationError(f"{where}: {kind}[{i}] needs a name")
-        body = item.get(inner) or {}
-        if not isinstance(body, dict):
-            raise ValidationError(f"{where}: {kind}[{i}].{inner} must be a mapping")
-        out[item["name"]] = body
-    return out
-
-
-def _data(body: dict[str, Any], key: str, where: str) -> bytes | None:
-    raw = body.get(key)
-    if raw in (None, ""):
-        return None
-    try:
-        return base64.b64decode(str(raw), validate=True)
-    except (binascii.Error, ValueError):
-        raise ValidationError(f"{where}: {key} is not valid base64") from None
+build_kubeconfig = kubeconfigfile.build
 
 
 def parse_kubeconfig(text: str | bytes, where: str) -> Kubeconfig:
-    """Parse a kubeconfig (or a join discovery file); errors name `where` and never quote secrets."""
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", errors="replace")
-    if not text.strip():
-        raise ValidationError(f"{where}: the file is empty; expected a kubeconfig")
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ValidationError(f"{where}: not valid YAML{at}; expected a kubeconfig") from None
-    if not isinstance(doc, dict):
-        raise ValidationError(f"{where}: expected a kubeconfig mapping (kind: Config)")
-    if doc.get("kind", "Config") != "Config":
-        raise ValidationError(f"{where}: kind is {doc.get('kind')!r}; expected Config")
-    clusters = _named(doc.get("clusters"), "clusters", where)
-    contexts = _named(doc.get("contexts"), "contexts", where)
-    users = _named(doc.get("users"), "users", where)
-    current = doc.get("current-context") or ""
-    if current:
-        if current not in contexts:
-            raise ValidationError(f"{where}: current-context {current!r} is not among its contexts")
-        cluster_name, user_name = contexts[current].get("cluster", ""), contexts[current].get("user", "")
-    elif len(clusters) == 1:
-        cluster_name, user_name = next(iter(clusters)), next(iter(users), "")
-    else:
-        raise ValidationError(f"{where}: no current-context, and not exactly one cluster to fall back on")
-    if cluster_name not in clusters:
-        raise ValidationError(f"{where}: cluster {cluster_name!r} (of the current context) is not defined")
-    cl = clusters[cluster_name]
-    server = str(cl.get("server") or "")
-    if not server:
-        raise ValidationError(f"{where}: cluster {cluster_name!r} has no server")
-    if not server.startswith("https://"):
-        raise ValidationError(f"{where}: server {server!r} is not an https:// URL")
-    ca_pem = _data(cl, "certificate-authority-data", where)
-    ca_cert = c.load_cert_pem(ca_pem, f"{where}: certificate-authority-data") if ca_pem else None
-    u = users.get(user_name, {}) if user_name else {}
-    if user_name and user_name not in users:
-        raise ValidationError(f"{where}: user {user_name!r} (of the current context) is not defined")
-    key_pem = _data(u, "client-key-data", where)
-    token = u.get("token")
-    # Registered at once so they vanish from any later output.
-    redact.register(str(u.get("client-key-data") or ""))
-    redact.register(str(token) if token else None)
-    return Kubeconfig(
-        server=server, cluster_name=cluster_name, ca_cert=ca_cert, ca_pem=ca_pem,
-        ca_file=cl.get("certificate-authority") or None, insecure=bool(cl.get("insecure-skip-tls-verify")),
-        user_name=user_name, client_cert_pem=_data(u, "client-certificate-data", where),
-        client_cert_file=u.get("client-certificate") or None, client_key_pem=key_pem,
-        client_key_file=u.get("client-key") or None, token=str(token) if token else None)
+    """kubeconfigfile.parse, and the embedded CA must be a PEM certificate."""
+    kc = kubeconfigfile.parse(text, where)
+    _ = kc.ca_cert  # raises a ValidationError naming the file when it is not a certificate
+    return kc
 
 
 # --- the init phase -----------------------------------------------------------------------

@@ -34,8 +34,11 @@ def redact(text: str) -> str:
     if _token_re is None:
         import re
 
+        # kbootd.token imports this module, so its pattern is fetched here, on first use.
+        from kbootd.token import TOKEN_IN_TEXT_PATTERN
+
         # Anything shaped like a bootstrap token is masked even if nobody registered it.
-        _token_re = re.compile(r"\b([a-z0-9]{6})\.([a-z0-9]{16})\b")
+        _token_re = re.compile(TOKEN_IN_TEXT_PATTERN)
     return _token_re.sub(lambda m: f"{m.group(1)}.{REDACTED}", text)
 
 

@@ -88,49 +88,56 @@ def remove_etcd_member(ctx) -> None:
     if ctx.dry_run:
         ctx.reporter.info("reset", f"[dryrun] Would remove etcd member {name!r} through {opts.etcd_endpoint}")
         return
-    session = _etcd_session(ctx, opts.cert_dir)
-    members = _etcd_call(session, opts.etcd_endpoint, "member/list").get("members", [])
-    mine = [m for m in members if m.get("name") == name]
-    if not mine:
-        ctx.reporter.info("reset", f"etcd has no member named {name!r}; nothing to remove")
-        return
-    if len(members) == 1:
-        ctx.reporter.warn("reset", f"{name!r} is the only etcd member; it is not removed (that would "
-                                   "destroy the cluster's data with it)")
-        return
-    _etcd_call(session, opts.etcd_endpoint, "member/remove", {"ID": mine[0]["ID"]})
-    ctx.reporter.info("reset", f"Removed etcd member {name!r} (ID {mine[0]['ID']})")
+    with _etcd_session(ctx, opts.cert_dir, opts.etcd_endpoint) as session:
+        members = _etcd_call(session, "member/list").get("members", [])
+        if not isinstance(members, list):
+            raise KbootdError(f"reset: etcd at {opts.etcd_endpoint} answered member/list without a member list")
+        mine = [m for m in members if isinstance(m, dict) and m.get("name") == name]
+        if not mine:
+            ctx.reporter.info("reset", f"etcd has no member named {name!r}; nothing to remove")
+            return
+        if len(members) == 1:
+            ctx.reporter.warn("reset", f"{name!r} is the only etcd member; it is not removed (that would "
+                                       "destroy the cluster's data with it)")
+            return
+        _etcd_call(session, "member/remove", {"ID": mine[0].get("ID")})
+    ctx.reporter.info("reset", f"Removed etcd member {name!r} (ID {mine[0].get('ID')})")
 
 
-def _etcd_session(ctx, cert_dir: str):
-    import requests
+ETCD_TIMEOUT = 10.0
 
-    from kbootd.apiclient import MemFile
 
-    # requests wants file names: the key goes to a sealed memory file, never to a disk.
-    files = {}
+def _etcd_session(ctx, cert_dir: str, endpoint: str):
+    """A kbootd.transport session to etcd's gateway with the apiserver-etcd-client certificate."""
+    from kbootd import transport
+
+    pem = {}
     for name, src in (("ca", f"{cert_dir}/etcd/ca.crt"), ("crt", f"{cert_dir}/apiserver-etcd-client.crt"),
                       ("key", f"{cert_dir}/apiserver-etcd-client.key")):
         data = ctx.host.read_bytes(src)
         if data is None:
             raise KbootdError(f"reset: cannot reach etcd: {src} is missing")
-        files[name] = MemFile(f"etcd-{name}", data)
-    ctx.data.memfiles.extend(files.values())
-    s = requests.Session()
-    s.trust_env = False
-    s.verify = files["ca"].path
-    s.cert = (files["crt"].path, files["key"].path)
-    return s
+        pem[name] = data
+    # The key stays in memory: the transport hands it to OpenSSL through a sealed memfd.
+    return transport.Session(endpoint, transport.TLS(ca_pem=pem["ca"], cert_pem=pem["crt"], key_pem=pem["key"]),
+                             timeout=ETCD_TIMEOUT, max_body=1 << 20)
 
 
-def _etcd_call(session, endpoint: str, call: str, body: dict | None = None) -> dict:
+def _etcd_call(session, call: str, body: dict | None = None) -> dict:
+    import json
+
     try:
-        r = session.post(f"{endpoint}/v3/cluster/{call}", json=body or {}, timeout=10)
-    except Exception as e:  # requests' errors: connection refused, TLS, timeout
-        raise KbootdError(f"reset: etcd at {endpoint} did not answer {call}: {e}") from None
-    if r.status_code != 200:
-        raise KbootdError(f"reset: etcd {call} failed: HTTP {r.status_code}: {r.text[:200]}")
-    return r.json()
+        r = session.request("POST", f"/v3/cluster/{call}", json.dumps(body or {}).encode(),
+                            {"Content-Type": "application/json"})
+    except KbootdError as e:  # transient (refused, timed out) or security (TLS): neither is worth a retry here
+        raise KbootdError(f"reset: etcd at {session.origin} did not answer {call}: {e}") from None
+    if r.status != 200:
+        raise KbootdError(f"reset: etcd {call} failed: HTTP {r.status}: {r.text()[:200]}")
+    try:
+        doc = json.loads(r.body)
+    except (ValueError, RecursionError):
+        raise KbootdError(f"reset: etcd {call}: the answer is not JSON") from None
+    return doc if isinstance(doc, dict) else {}
 
 
 def _cri_socket(ctx) -> str | None:

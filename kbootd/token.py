@@ -11,9 +11,14 @@ import os
 from kbootd import redact
 from kbootd.errors import ValidationError
 
+# The one definition of a token's shape; every other module uses these.
 # Kept as pattern strings and compiled on use: `kbootd token generate` must not pay for `re`.
-TOKEN_PATTERN = r"^([a-z0-9]{6})\.([a-z0-9]{16})$"
-TOKEN_ID_PATTERN = r"^[a-z0-9]{6}$"
+_ID = "[a-z0-9]{6}"
+_SECRET = "[a-z0-9]{16}"
+TOKEN_FORMAT = f"{_ID}.{_SECRET}"  # for messages and help
+TOKEN_PATTERN = rf"^({_ID})\.({_SECRET})$"
+TOKEN_ID_PATTERN = rf"^{_ID}$"
+TOKEN_IN_TEXT_PATTERN = rf"\b({_ID})\.({_SECRET})\b"  # a token anywhere in a text: groups id, secret
 GROUP_PATTERN = r"^system:bootstrappers:[a-z0-9:-]{0,255}[a-z0-9]$"
 ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 USAGES = ("signing", "authentication")
@@ -39,6 +44,13 @@ def _match(pattern: str, text: str):
     import re
 
     return re.match(pattern, text)
+
+
+def holds_token(text: str) -> bool:
+    """True when text contains something shaped like a bootstrap token (a file that must stay private)."""
+    import re
+
+    return re.search(TOKEN_IN_TEXT_PATTERN, text) is not None
 
 
 class BootstrapToken:

@@ -1,4 +1,4 @@
-"""kbootd.apiclient: kubeconfig loading, the kubernetes-client transport over real TLS, status
+"""kbootd.apiclient: kubeconfig loading, the HTTPS transport over real TLS, status
 mapping, retries with a deadline, idempotent writes, node patching and the dry-run client."""
 
 from __future__ import annotations
@@ -157,13 +157,14 @@ def test_client_certificate_auth_and_ca_verification(https, pki, root):
     try:
         assert client.get("ConfigMap", "x", "kube-system")["data"] == {"k": "v"}
         assert client.get("ConfigMap", "missing", "kube-system") is None
-        paths = [f.path for f in client.transport._files]
-        assert all(p.startswith("/proc/self/fd/") for p in paths) and len(paths) == 3
+        # The key went to OpenSSL through a sealed memfd that is closed again: no file, no fd left.
+        links = [os.readlink(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")
+                 if os.path.exists(f"/proc/self/fd/{fd}")]
+        assert not any("kbootd-" in link for link in links)
     finally:
         client.close()
     assert https.seen[0]["cn"] == "kubernetes-admin"
     assert https.seen[0]["headers"]["User-Agent"].startswith("kbootd/")
-    assert not any(os.path.exists(p) for p in paths)  # the key material is gone with the client
 
 
 def test_bearer_token_is_sent_and_never_shown(https, pki, root):
@@ -233,11 +234,18 @@ def test_kubeconfig_file_references_are_read_under_root(pki, root):
 
 @pytest.mark.parametrize("text,error,match", [
     (None, KbootdError, "no such kubeconfig"),
-    ("a: [", ValidationError, "invalid YAML"),
-    ("- 1", ValidationError, "expected a mapping"),
-    (kubeconfig("http://10.0.0.10:6443", None), ValidationError, "https:// server URL"),
+    ("a: [", ValidationError, "not valid YAML"),
+    ("- 1", ValidationError, "expected a kubeconfig mapping"),
+    (kubeconfig("http://10.0.0.10:6443", None), ValidationError, r"server: 'http://10.0.0.10:6443' is not an https://"),
     (kubeconfig("https://10.0.0.10:6443", None).replace("current-context: c", "current-context: x"),
-     ValidationError, "no entry named 'x'"),
+     ValidationError, "current-context: 'x' is not among its contexts"),
+    ("clusters: 5", ValidationError, "clusters: expected a list, got a number"),
+    (kubeconfig("https://10.0.0.10:6443", None).replace("current-context: c", "current-context: [x]"),
+     ValidationError, r"current-context: expected a string, got a list"),
+    (kubeconfig("https://10.0.0.10:6443", None).replace("user: u\n", "user: nobody\n"),
+     ValidationError, "users: user 'nobody' .* is not defined"),
+    (kubeconfig("https://10.0.0.10:6443", None, files={"client-certificate": "/etc/kubernetes/admin.conf"}),
+     ValidationError, "client certificate without its key"),
     (kubeconfig("https://10.0.0.10:6443", None, files={"certificate-authority": "/nope/ca.crt"}),
      KbootdError, "/nope/ca.crt does not exist"),
 ])
@@ -432,3 +440,24 @@ def test_light_imports_do_not_load_kubernetes():
             "sys.exit('kubernetes' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
+
+
+def test_a_retry_deadline_bounds_each_request_of_the_loop(tmp_path):
+    """A server that drips its answer cannot hold an API retry loop past its deadline."""
+    import time
+
+    from tests.test_transport import PKI as RawPKI
+    from tests.test_transport import RawServer, drip
+
+    raw_pki = RawPKI()
+    srv = RawServer(drip(b"HTTP/1.1 200 OK\r\n", b"X", 0.05), raw_pki, tmp_path)
+    try:
+        kc = apiclient.KubeConfig(path="t", server=srv.url, cluster={}, ca_pem=raw_pki.ca_pem)
+        client = Client(apiclient.APITransport(kc, request_timeout=30), timeout=1.0)
+        start = time.monotonic()
+        with pytest.raises(WaitTimeout, match="still failing after 1s"):
+            client.retry(lambda: client.get("ConfigMap", "c", "kube-system"), "read c")
+        assert time.monotonic() - start < 2.5
+        client.close()
+    finally:
+        srv.close()

@@ -53,19 +53,27 @@ def kubelet(host, monkeypatch, state="active"):
     monkeypatch.setattr(host, "query", lambda argv, timeout=10: CommandResult(tuple(argv), 0, state + "\n"))
 
 
-def test_parse_kubeconfig():
-    c = health.parse_kubeconfig("clusters:\n- cluster:\n    certificate-authority-data: "
-                                + b64(b"CA") + "\n    server: https://10.0.0.10:6443\n"
-                                "users:\n- name: u\n  user:\n    client-certificate: /a.pem\n    client-key: '/b.pem'\n")
-    assert (c.server, c.ca_pem, c.cert_file, c.key_file) == ("https://10.0.0.10:6443", "CA", "/a.pem", "/b.pem")
-    assert health.parse_kubeconfig("kind: Config\n") is None
+def test_credentials_come_from_the_one_kubeconfig_reader(host):
+    host.write_file("/etc/kubernetes/kubelet.conf",
+                    "clusters:\n- cluster:\n    certificate-authority-data: " + b64(b"CA") +
+                    "\n    server: https://10.0.0.10:6443\n  name: c\n"
+                    "users:\n- name: u\n  user:\n    client-certificate: /a.pem\n    client-key: '/b.pem'\n", 0o600)
+    host.write_file("/a.pem", "CERT", 0o600)
+    host.write_file("/b.pem", "KEY", 0o600)
+    server, tls = health.load_credentials(host, "/etc/kubernetes/kubelet.conf")
+    assert (server, tls.ca_pem, tls.cert_pem, tls.key_pem) == ("https://10.0.0.10:6443", b"CA", b"CERT", b"KEY")
 
 
-@pytest.mark.parametrize("server,expect", [("https://10.0.0.10:6443", ("10.0.0.10", 6443)),
-                                           ("https://[fd00::1]:6443/", ("fd00::1", 6443)),
-                                           ("https://api.example", ("api.example", 443))])
-def test_split(server, expect):
-    assert health._split(server) == expect
+@pytest.mark.parametrize("text,problem", [
+    ("kind: Config\n", "no current-context"),
+    ("clusters: 5\n", "kubelet.conf: clusters: expected a list, got a number"),
+    ("current-context: [x]\n", "current-context: expected a string"),
+])
+def test_a_malformed_kubelet_conf_is_reported_not_raised(host, monkeypatch, text, problem):
+    host.write_file(host.paths.kubelet_conf, text, 0o600)
+    kubelet(host, monkeypatch)
+    h = health.Checker(host, "control-plane", "node-3").check()
+    assert h.node.startswith("unknown (") and problem in h.node and problem in h.apiserver
 
 
 @pytest.mark.parametrize("embedded", [False, True], ids=["cert-by-path", "embedded-cert"])
@@ -144,4 +152,4 @@ def test_imports_only_the_standard_library_and_kbootd():
     tree = ast.parse(inspect.getsource(health))
     imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names} | \
         {(n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
-    assert imported <= {"__future__", "base64", "http", "json", "os", "re", "ssl", "dataclasses", "kbootd"}
+    assert imported <= {"__future__", "json", "os", "dataclasses", "typing", "kbootd"}

@@ -52,7 +52,8 @@ def test_remove_for_reset(host):
     assert st.remove(host) and st.load(host) is None and not st.remove(host)
 
 
-@pytest.mark.parametrize("failures,delay", [(0, 0), (1, 10), (2, 20), (3, 40), (5, 160), (6, 300), (40, 300)])
+@pytest.mark.parametrize("failures,delay", [(0, 0), (1, 10), (2, 20), (3, 40), (5, 160), (6, 300), (40, 300),
+                                           (1025, 300), (10**6, 300), (10**30, 300)])
 def test_backoff(failures, delay):
     assert st.backoff_delay(failures) == delay
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from kbootd import workflow
-from kbootd.apiclient import KubeConfig, KubernetesTransport
+from kbootd.apiclient import APITransport as KubernetesTransport
+from kbootd.apiclient import KubeConfig
 from kbootd.cluster import tokens
 from kbootd.errors import PhaseError
 from kbootd.join.discovery import DiscoveredCluster
@@ -294,7 +295,7 @@ def test_discovery_file_with_another_ca_fails_closed(cluster: TestAPIServer, roo
     ("", "the file is empty"),
     ("kind: Config\nclusters: [", "not valid YAML"),
     ("apiVersion: v1\nkind: Config\nclusters:\n- name: a\n  cluster: {server: 'https://127.0.0.1:1'}\n"
-     "- name: b\n  cluster: {server: 'https://127.0.0.1:2'}\ncurrent-context: ''\n", "not exactly one cluster"),
+     "- name: b\n  cluster: {server: 'https://127.0.0.1:2'}\ncurrent-context: ''\n", "exactly one cluster, found 2"),
 ])
 def test_malformed_discovery_file_fails_closed(root: Path, content: str, match: str) -> None:
     (root / "d.yaml").write_text(content)
@@ -374,9 +375,9 @@ def test_https_discovery_file_from_an_untrusted_server_fails_closed(file_server:
 @pytest.mark.parametrize("url", ["http://127.0.0.1:1/cluster-info.yaml", "HTTP://example.com/x"])
 def test_plain_http_discovery_url_is_refused_without_a_request(root: Path, url: str,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    import requests
+    from kbootd import transport
 
-    monkeypatch.setattr(requests, "get", lambda *a, **k: pytest.fail("no request may be sent"))
+    monkeypatch.setattr(transport.Session, "request", lambda *a, **k: pytest.fail("no request may be sent"))
     err = failure(join_context(root, join_config(discovery_file=url)))
     assert err.exit_code == 4 and "refusing a plain-HTTP discovery URL" in str(err)
 
@@ -394,3 +395,71 @@ def test_discovery_client_talks_through_kbootd_apiclient_only_after_trust(cluste
     monkeypatch.setattr(KubernetesTransport, "__init__", spy)
     discover(join_context(root, pinned(cluster)))
     assert [(k.ca_pem, k.token, k.cert_pem) for k in seen] == [(cluster.ca_pem, None, None)]
+
+
+# --- deadlines and limits of every discovery request (kbootd.transport) ----------------------------------
+
+@pytest.fixture
+def raw(tmp_path: Path) -> Iterator[object]:
+    from tests.test_transport import PKI, RawServer
+
+    made: list[RawServer] = []
+    ca = PKI()
+
+    def make(behaviour, *, tls: bool = True) -> RawServer:
+        s = RawServer(behaviour, ca if tls else None, tmp_path)
+        made.append(s)
+        return s
+
+    make.pki = ca  # type: ignore[attr-defined]
+    yield make
+    for s in made:
+        s.close()
+
+
+@pytest.mark.parametrize("prefix", [b"HTTP/1.1 200 OK\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 9999\r\n\r\n{"],
+                         ids=["headers", "body"])
+def test_a_dripping_endpoint_cannot_hold_token_discovery_past_its_deadline(root: Path, raw, prefix: bytes) -> None:
+    from tests.test_transport import drip
+
+    srv = raw(drip(prefix, b" ", 0.05))
+    cfg = join_config((f"127.0.0.1:{srv.port}",), pins=("sha256:" + "0" * 64,), discovery=1.5)
+    start = time.monotonic()
+    err = failure(join_context(root, cfg))
+    took = time.monotonic() - start
+    assert err.exit_code == 5 and took < 3.0, (took, str(err))
+
+
+def test_a_dripping_https_discovery_file_cannot_outlast_the_deadline(root: Path, raw, tmp_path: Path) -> None:
+    from tests.test_transport import drip
+
+    srv = raw(drip(b"HTTP/1.1 200 OK\r\nContent-Length: 99999\r\n\r\napiVersion: v1\n", b"#", 0.05))
+    ctx = join_context(root, join_config(discovery_file=srv.url + "/cluster-info.yaml", discovery=1.5))
+    (tmp_path / "bundle.pem").write_bytes(raw.pki.ca_pem)
+    ctx.seams.ca_bundle = str(tmp_path / "bundle.pem")
+    start = time.monotonic()
+    err = failure(ctx)
+    assert err.exit_code == 5 and time.monotonic() - start < 3.0, str(err)
+
+
+def test_an_https_discovery_file_that_redirects_to_http_is_refused_without_a_cleartext_request(
+        root: Path, raw, tmp_path: Path) -> None:
+    plain = raw(lambda conn, head: conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"), tls=False)
+    srv = raw(lambda conn, head: conn.sendall(
+        b"HTTP/1.1 301 Moved\r\nLocation: " + plain.url.encode() + b"/cluster-info.yaml\r\nContent-Length: 0\r\n\r\n"))
+    ctx = join_context(root, join_config(discovery_file=srv.url + "/cluster-info.yaml"))
+    (tmp_path / "bundle.pem").write_bytes(raw.pki.ca_pem)
+    ctx.seams.ca_bundle = str(tmp_path / "bundle.pem")
+    err = failure(ctx)
+    assert err.exit_code == 4 and "follows no redirect" in str(err)
+    assert plain.connections == 0
+
+
+def test_an_https_discovery_file_has_a_size_cap(root: Path, raw, tmp_path: Path) -> None:
+    big = b"# " + b"x" * (2 << 20) + b"\n"
+    srv = raw(lambda conn, head: conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(big) + big))
+    ctx = join_context(root, join_config(discovery_file=srv.url + "/cluster-info.yaml"))
+    (tmp_path / "bundle.pem").write_bytes(raw.pki.ca_pem)
+    ctx.seams.ca_bundle = str(tmp_path / "bundle.pem")
+    err = failure(ctx)
+    assert err.exit_code == 4 and "larger than 1048576 bytes" in str(err)

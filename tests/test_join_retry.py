@@ -1,4 +1,4 @@
-"""kbootd.join.retry: immediate first try, capped exponential backoff with full jitter, deadlines, hooks."""
+"""kbootd.retry: immediate first try, capped exponential backoff with full jitter, deadlines, hooks."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from kbootd.errors import (
     ValidationError,
     WaitTimeout,
 )
-from kbootd.join.retry import Backoff, Timing, retry
+from kbootd.retry import Backoff, Timing, retry
 
 
 class FakeTime:
@@ -147,7 +147,8 @@ def test_anything_but_transient_errors_propagates_at_once(error: Exception) -> N
     assert hook == [] and t.sleeps == []
 
 
-@pytest.mark.parametrize("kw", [{"first": 0}, {"first": 2, "cap": 1}, {"factor": 0.5}])
+@pytest.mark.parametrize("kw", [{"first": -1}, {"first": 2, "cap": 1}, {"factor": 0.5}, {"cap": float("inf")},
+                                {"first": float("nan")}])
 def test_backoff_refuses_nonsense(kw: dict) -> None:
     with pytest.raises(ValueError):
         Backoff(**kw)
@@ -157,3 +158,32 @@ def test_backoff_refuses_nonsense(kw: dict) -> None:
 def test_deadline_must_be_a_time(deadline: float) -> None:
     with pytest.raises(ValueError):
         retry(lambda: None, what="x", deadline=deadline)
+
+
+@pytest.mark.parametrize("failures", [1, 64, 1025, 10**6, 10**30])
+def test_backoff_ceiling_never_overflows(failures: int) -> None:
+    for b in (Backoff(), Backoff(first=10, cap=300, factor=2, jitter=False), Backoff(first=1e-9, cap=1e9, factor=1e3),
+              Backoff.constant(0.5), Backoff(first=0, cap=0)):
+        c = b.ceiling(failures)
+        assert 0 <= c <= b.cap
+        if failures >= 64:
+            assert c == b.cap
+
+
+def test_constant_backoff_sleeps_the_interval_without_jitter() -> None:
+    t = FakeTime()
+    fn = Flaky(t, 3)
+    assert retry(fn, what="x", deadline=10, backoff=Backoff.constant(0.5), timing=timing(t, rand=lambda: 0.1)) == "ok"
+    assert t.sleeps == [0.5, 0.5, 0.5]
+
+
+def test_retryable_widens_what_is_retried() -> None:
+    t = FakeTime()
+    fn = Flaky(t, 2, KbootdError("HTTP 409 conflict"))
+    assert retry(fn, what="x", deadline=10, timing=timing(t), retryable=lambda e: "409" in str(e)) == "ok"
+    with pytest.raises(KbootdError):
+        retry(Flaky(t, 1, KbootdError("HTTP 403")), what="x", deadline=10, timing=timing(t),
+              retryable=lambda e: "409" in str(e))
+    with pytest.raises(SecurityError):  # trust failures stay final whatever retryable says
+        retry(Flaky(t, 1, SecurityError("bad pin")), what="x", deadline=10, timing=timing(t),
+              retryable=lambda e: True)

@@ -93,20 +93,37 @@ GOOD = kc.build_kubeconfig("https://10.0.0.10:6443", ca_pair()[0], "kubernetes",
     ("", "the file is empty"),
     ("a: [b", "not valid YAML at line"),
     ("- 1\n- 2\n", "expected a kubeconfig mapping"),
-    ("kind: Pod\n", "kind is 'Pod'; expected Config"),
-    ("kind: Config\nclusters: {}\n", "clusters must be a list"),
+    ("kind: Pod\n", "kind: kind is 'Pod'; expected Config"),
+    ("kind: Config\nclusters: {}\n", "clusters: expected a list, got a mapping"),
     ("kind: Config\n", "no current-context, and not exactly one cluster"),
-    (GOOD.replace("current-context: u@kubernetes", "current-context: nope"), "current-context 'nope' is not"),
+    (GOOD.replace("current-context: u@kubernetes", "current-context: nope"), "current-context: 'nope' is not"),
     (GOOD.replace("server: https://10.0.0.10:6443", "server: ''"), "cluster 'kubernetes' has no server"),
     (GOOD.replace("https://10.0.0.10:6443", "http://10.0.0.10:8080"), "is not an https:// URL"),
     (re.sub(r"certificate-authority-data: \S+", "certificate-authority-data: '!!!'", GOOD), "not valid base64"),
     (re.sub(r"certificate-authority-data: \S+", "certificate-authority-data: " + base64.b64encode(b"x").decode(), GOOD),
      "certificate-authority-data: not a PEM certificate"),
-    (GOOD.replace("- name: u\n", "- name: someone-else\n"), "user 'u' (of the current context) is not defined"),
+    (GOOD.replace("- name: u\n", "- name: someone-else\n"), "users: user 'u' (of the current context) is not defined"),
+    # The wrong shapes of the reliability issue: each names its field path.
+    ("kind: Config\nclusters: 5\n", "clusters: expected a list, got a number"),
+    (GOOD.replace("current-context: u@kubernetes", "current-context: [x]"), "current-context: expected a string"),
+    (GOOD.replace("server: https://10.0.0.10:6443", "server: [a]"), "clusters[0].cluster.server: expected a string"),
+    (GOOD.replace("server: https://10.0.0.10:6443", "server: 6443"), "clusters[0].cluster.server: expected a string"),
+    (GOOD.replace("server: https://10.0.0.10:6443", "server: 'https://['"), "is not an https:// URL"),
+    (GOOD.replace("- cluster:", "- cluster: 7\n  x:"), "clusters[0].cluster: expected a mapping"),
+    (GOOD.replace("name: kubernetes\n", "name: 3\n", 1), "clusters[0].name: expected a string"),
+    (GOOD.replace("  user: u\n", "  user: {a: 1}\n"), ".context.user: expected a string"),
+    (GOOD.replace("token: tttttttttt", "token: [tttttttttt]"), "users[0].user.token: expected a string, got a list"),
+    ("kind: Config\nusers: [5]\n", "users[0]: expected a mapping with name and user"),
+    ("kind: Config\ncontexts:\n- name: c\n  context: {cluster: k}\ncurrent-context: c\n",
+     "contexts[0].context.cluster: cluster 'k' is not defined"),
+    ("!!binary AAAA", "expected a kubeconfig mapping"),
+    ("a: !!int 0o777x", "not"),
+    ("[" * 5000, "not"),
 ])
 def test_parse_errors_name_the_file(text: str, message: str) -> None:
-    with pytest.raises(ValidationError, match="^/etc/kubernetes/discovery.yaml: .*" + re.escape(message)):
+    with pytest.raises(ValidationError, match="^/etc/kubernetes/discovery.yaml: .*" + re.escape(message)) as e:
         kc.parse_kubeconfig(text, "/etc/kubernetes/discovery.yaml")
+    assert "tttttttttt" not in str(e.value)
 
 
 def test_parse_falls_back_to_the_only_cluster() -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from kbootd.token import TOKEN_FORMAT
+
 
 class CommaList(argparse.Action):
     """Accepts both `--flag a,b` and `--flag a --flag b` (the spec's rule for multi-value flags)."""
@@ -67,7 +69,7 @@ def _init_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pod-network-cidr", metavar="CIDR", help="the Pod network; the controller-manager allocates node CIDRs from it")
     p.add_argument("--service-cidr", metavar="CIDR", help="the Service network (default 10.96.0.0/12)")
     p.add_argument("--service-dns-domain", metavar="DOMAIN", help="the cluster DNS domain (default cluster.local)")
-    p.add_argument("--token", metavar="TOKEN", help="the bootstrap token, [a-z0-9]{6}.[a-z0-9]{16}; generated when not given")
+    p.add_argument("--token", metavar="TOKEN", help=f"the bootstrap token, {TOKEN_FORMAT}; generated when not given")
     p.add_argument("--token-ttl", metavar="DURATION", help="how long the token lives, e.g. 24h, 15m; 0 means forever")
     p.add_argument("--skip-token-print", action="store_true", help="don't print the token and join command at the end")
     _preflight(p)

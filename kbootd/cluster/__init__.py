@@ -66,7 +66,7 @@ def ensure_cluster_admins(ctx: Any, client: Client) -> None:
     ctx.reporter.info("upload-config", f"Creating ClusterRoleBinding {CLUSTER_ADMINS} with {sa_path}")
     kc = apiclient.load_kubeconfig(ctx, sa_path)
     transport = getattr(client.transport, "server", None)
-    super_client = Client(apiclient.KubernetesTransport(kc, server=transport), timeout=client.timeout,
+    super_client = Client(apiclient.APITransport(kc, server=transport), timeout=client.timeout,
                           interval=client.interval, sleep=client.sleep, clock=client.clock)
     try:
         super_client.retry(lambda: _create_or_exists(super_client, crb), f"create ClusterRoleBinding {CLUSTER_ADMINS}")
@@ -86,18 +86,15 @@ def _create_or_exists(client: Client, obj: dict[str, Any]) -> str:
 
 
 def _wait_allowed(client: Client) -> None:
-    deadline = client.clock() + client.timeout
-    while True:
-        try:
-            client.get("ClusterRoleBinding", CLUSTER_ADMINS)
-            return
-        except APIError as e:
-            if not (e.forbidden or apiclient.is_transient(e)):
-                raise
-            if client.clock() + client.interval > deadline:
-                raise WaitTimeout(f"admin.conf's user is still not allowed after {client.timeout:g}s "
-                                  f"of the {CLUSTER_ADMINS} ClusterRoleBinding existing: {e}") from e
-        client.sleep(client.interval)
+    def allowed(e: BaseException) -> bool:
+        return isinstance(e, APIError) and e.forbidden or apiclient.is_transient(e)
+
+    try:
+        client.retry(lambda: client.get("ClusterRoleBinding", CLUSTER_ADMINS),
+                     f"read ClusterRoleBinding {CLUSTER_ADMINS}", retryable=allowed)
+    except WaitTimeout as e:
+        raise WaitTimeout(f"admin.conf's user is still not allowed after {client.timeout:g}s "
+                          f"of the {CLUSTER_ADMINS} ClusterRoleBinding existing: {e.__cause__}") from e.__cause__
 
 
 def node_wait_reporter(ctx: Any, phase: str) -> Callable[[int, str, float], None]:

@@ -7,19 +7,20 @@ of a client built from admin.conf.
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
+import time
 from collections.abc import Callable
 from typing import Any
 
-from kbootd import apiclient
+from kbootd import apiclient, transport
 from kbootd.config.model import DEFAULT_CRI_SOCKET
 from kbootd.duration import format_duration
-from kbootd.errors import KbootdError, SecurityError, WaitTimeout
+from kbootd.errors import KbootdError, SecurityError, TransientError, WaitTimeout
 from kbootd.node import control_plane_url
+from kbootd.retry import Backoff, Timing, retry
 
 KUBELET_HEALTHZ = "http://127.0.0.1:10248/healthz"
 POLL_INTERVAL = 0.5
+KUBELET_TIMEOUT = 5.0  # one /healthz request, connect to body
 PROGRESS_EVERY = 10.0  # seconds between "still waiting" lines
 
 _HINT = """This error is likely caused by:
@@ -63,7 +64,8 @@ def wait_control_plane(ctx: Any) -> None:
         timeout = cfg.timeouts.kubelet_health_check
         ctx.reporter.info("kubelet-check", f"Waiting for a healthy kubelet at {kubelet_url}. "
                           f"This can take up to {format_duration(timeout)}")
-        took = _poll(ctx, "kubelet-check", lambda: _kubelet_ok(kubelet_url), timeout, clock, sleep,
+        until = time.monotonic() + timeout  # real time: no request outlives the wait, whatever the clock
+        took = _poll(ctx, "kubelet-check", lambda: _kubelet_ok(kubelet_url, until), timeout, clock, sleep,
                      what=f"the kubelet at {kubelet_url}")
         ctx.reporter.info("kubelet-check", f"The kubelet is healthy after {_took(took)}")
     timeout = cfg.timeouts.control_plane_component_health_check
@@ -84,18 +86,14 @@ def _health_client(ctx: Any) -> apiclient.Client:
     return apiclient.client_for(ctx, ctx.paths.admin_conf, server=control_plane_url(ctx))
 
 
-def _kubelet_ok(url: str) -> str | None:
-    """None when healthy, else why not."""
+def _kubelet_ok(url: str, until: float | None = None) -> str | None:
+    """None when healthy, else why not. Plain HTTP on loopback, as the kubelet serves it; no proxy."""
     try:
-        # No proxies: an http_proxy in the environment must not capture a loopback health check.
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        with opener.open(url, timeout=5) as r:
-            body = r.read(64).decode("utf-8", errors="replace").strip()
-            return None if r.status == 200 and body == "ok" else f"HTTP {r.status}: {body!r}"
-    except urllib.error.HTTPError as e:
-        return f"HTTP {e.code}"
-    except (urllib.error.URLError, OSError) as e:
-        return str(getattr(e, "reason", e))
+        r = transport.request(url, timeout=KUBELET_TIMEOUT, until=until, max_body=4096, cleartext=True)
+    except KbootdError as e:
+        return str(e).split(": ", 1)[-1]
+    body = r.text().strip()
+    return None if r.status == 200 and body == "ok" else f"HTTP {r.status}: {body[:64]!r}"
 
 
 def _api_ok(client: apiclient.Client) -> str | None:
@@ -110,20 +108,28 @@ def _api_ok(client: apiclient.Client) -> str | None:
 
 def _poll(ctx: Any, phase: str, check: Callable[[], str | None], timeout: float,
           clock: Callable[[], float], sleep: Callable[[float], None], *, what: str) -> float:
+    """Seconds until check() returned None, polling every POLL_INTERVAL (kbootd.retry) until timeout."""
     start = clock()
-    next_report = start + PROGRESS_EVERY
-    while True:
+    next_report = [start + PROGRESS_EVERY]
+
+    def attempt() -> None:
         why = check()
+        if why is not None:
+            raise TransientError(why)
+
+    def progress(_attempt: int, why: str, _next_in: float) -> None:
         now = clock()
-        if why is None:
-            return now - start
-        if now - start >= timeout:
-            raise WaitTimeout(f"{what} is not healthy after {format_duration(round(timeout))}: {why}",
-                              hint=failure_hint(ctx))
-        if now >= next_report:
+        if now >= next_report[0]:
             ctx.reporter.info(phase, f"Still waiting for {what} ({now - start:.0f}s): {why}")
-            next_report = now + PROGRESS_EVERY
-        sleep(POLL_INTERVAL)
+            next_report[0] = now + PROGRESS_EVERY
+
+    try:
+        retry(attempt, what=what, deadline=timeout, backoff=Backoff.constant(POLL_INTERVAL),
+              timing=Timing(clock=clock, sleep=sleep), on_retry=progress)
+    except WaitTimeout as e:
+        raise WaitTimeout(f"{what} is not healthy after {format_duration(round(timeout))}: {e.__cause__}",
+                          hint=failure_hint(ctx)) from None
+    return clock() - start
 
 
 def _took(seconds: float) -> str:

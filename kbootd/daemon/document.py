@@ -25,7 +25,6 @@ import hashlib
 import json
 import math
 import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -35,7 +34,7 @@ from kbootd.config.model import BootstrapTokenSpec, InitConfig, JoinConfig, Node
 from kbootd.daemon.inputs import Gathered, Source
 from kbootd.errors import SecurityError, ValidationError
 from kbootd.hostio import Host
-from kbootd.token import BootstrapToken
+from kbootd.token import TOKEN_FORMAT, BootstrapToken, holds_token
 
 API_VERSION = "kbootd.io/v1alpha1"
 KIND = "KbootdConfiguration"
@@ -264,7 +263,7 @@ def _embedded(doc: Document, host: Host) -> tuple[str, str] | None:
         text = raw.decode("utf-8", errors="replace")
         st = os.stat(host.paths.at(doc.kubeadm_file))
         src = Source(doc.kubeadm_file, doc.kubeadm_file, {},
-                     holds_secret=bool(re.search(r"\b[a-z0-9]{6}\.[a-z0-9]{16}\b", text)),
+                     holds_secret=holds_token(text),
                      mode=st.st_mode & 0o7777, uid=st.st_uid)
         _check_private(src, host)
         return text, doc.kubeadm_file
@@ -348,8 +347,7 @@ def join_config(doc: Document, host: Host, warn: Warn) -> JoinConfig:
             cfg = replace(cfg, api_server_endpoints=doc.endpoints)
     else:
         if doc.token is None:
-            raise _missing("bootstrap token for this worker", "token", "a token of the form "
-                           "[a-z0-9]{6}.[a-z0-9]{16}", doc, "kbootd-token")
+            raise _missing("bootstrap token for this worker", "token", f"a token of the form {TOKEN_FORMAT}", doc, "kbootd-token")
         if not doc.endpoints:
             raise _missing("API server endpoint for this worker", "endpoint", "host:port of the API "
                            "server, e.g. 10.0.0.10:6443", doc, "kbootd-endpoint")

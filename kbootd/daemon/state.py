@@ -73,10 +73,16 @@ def remove(host: Host) -> bool:
 
 
 def backoff_delay(failures: int, *, base: float = 10.0, cap: float = 300.0) -> float:
-    """Seconds to wait before attempt number failures+1: 0, 10, 20, 40, ... up to 5 min."""
+    """Seconds to wait before attempt number failures+1: 0, 10, 20, 40, ... up to 5 min.
+
+    kbootd.retry's Backoff without jitter (one restart at a time per machine; systemd
+    spreads nothing to spread), which bounds the exponent: no overflow at any count.
+    """
+    from kbootd.retry import Backoff
+
     if failures <= 0:
         return 0.0
-    return min(cap, base * 2 ** (failures - 1))
+    return Backoff(first=base, cap=cap, factor=2.0, jitter=False).ceiling(failures)
 
 
 def summary(state: State) -> dict[str, Any]:

@@ -54,4 +54,4 @@ def client(server: str, ca_pem: bytes, creds: BootstrapCredentials, *, timeout: 
 
     kc = apiclient.KubeConfig(path=path, server=server, cluster={}, ca_pem=ca_pem, cert_pem=creds.cert_pem,
                               key_pem=creds.key_pem, token=creds.token)
-    return apiclient.Client(apiclient.KubernetesTransport(kc), timeout=timeout)
+    return apiclient.Client(apiclient.APITransport(kc), timeout=timeout)

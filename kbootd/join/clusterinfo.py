@@ -3,8 +3,8 @@
 Nothing about the server can be verified yet: its CA is what this fetch is for. What makes
 the answer trustworthy is checked afterwards (the token's JWS over the kubeconfig, the CA
 pin, then a second fetch over TLS verified against that CA). This is the only request
-kbootd sends without verifying TLS, so it lives here, apart, on the standard library:
-no credentials are ever sent on it (cluster-info is readable by system:anonymous only;
+kbootd sends without verifying TLS, so it lives here, apart (through kbootd.transport
+with TLS(verify=False)): no credentials are ever sent on it (cluster-info is readable by system:anonymous only;
 a bootstrap token would even get 403, fixture 27).
 
 Every failure here is transient: the API server may not listen yet, may not have
@@ -14,11 +14,10 @@ restarting.
 
 from __future__ import annotations
 
-import http.client
 import json
-import ssl
 from typing import Any
 
+from kbootd import transport
 from kbootd.errors import TransientError
 
 PATH = "/api/v1/namespaces/kube-public/configmaps/cluster-info"
@@ -40,18 +39,10 @@ def split_endpoint(endpoint: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def _unverified_context() -> ssl.SSLContext:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE  # deliberate: the CA is not known yet (see the module docstring)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    return ctx
-
-
 def _status_cause(status: int, body: bytes) -> str:
     try:
         message = str(json.loads(body).get("message") or "")[:200]
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         message = ""
     why = {
         401: "anonymous requests are refused (the API server may run with --anonymous-auth=false)",
@@ -63,35 +54,28 @@ def _status_cause(status: int, body: bytes) -> str:
 
 
 def fetch_unverified(endpoint: str, *, timeout: float = DEFAULT_TIMEOUT, connect_timeout: float = CONNECT_TIMEOUT,
-                     user_agent: str = "kbootd") -> dict[str, Any]:
-    """The `data` of cluster-info as served by `endpoint` (host:port). Raises TransientError."""
+                     user_agent: str = "kbootd", until: float | None = None) -> dict[str, Any]:
+    """The `data` of cluster-info as served by `endpoint` (host:port). Raises TransientError.
+
+    The whole request (connect, handshake, headers, body) ends by min(now + timeout, until).
+    """
     host, port = split_endpoint(endpoint)
-    conn = http.client.HTTPSConnection(host, port, timeout=min(connect_timeout, timeout),
-                                       context=_unverified_context())
+    netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
-        conn.connect()  # TCP and TLS handshake under the connect timeout
-        if conn.sock is not None:
-            conn.sock.settimeout(timeout)
-        conn.request("GET", PATH, headers={"Accept": "application/json", "User-Agent": user_agent})
-        resp = conn.getresponse()
-        body = resp.read(MAX_BODY + 1)
-    except ConnectionRefusedError:
-        raise TransientError("connection refused") from None
-    except TimeoutError:
-        raise TransientError(f"no answer within {timeout:g} s") from None
-    except ssl.SSLError as e:
-        raise TransientError(f"TLS handshake failed: {e.reason or e}") from None
-    except (http.client.HTTPException, OSError) as e:
-        raise TransientError(getattr(e, "strerror", None) or str(e) or type(e).__name__) from None
-    finally:
-        conn.close()
-    if resp.status != 200:
-        raise TransientError(_status_cause(resp.status, body))
-    if len(body) > MAX_BODY:
-        raise TransientError(f"cluster-info answer larger than {MAX_BODY} bytes")
+        with transport.Session(f"https://{netloc}", transport.TLS(verify=False), timeout=timeout,
+                               max_body=MAX_BODY, user_agent=user_agent) as session:
+            r = session.request("GET", PATH, until=until, connect_timeout=connect_timeout)
+    except transport.ResponseTooLarge:
+        raise TransientError(f"cluster-info answer larger than {MAX_BODY} bytes") from None
+    except TransientError as e:
+        raise type(e)(str(e).split(": ", 1)[-1]) from None  # the caller names the endpoint
+    except transport.RedirectRefused as e:
+        raise TransientError(f"the API server answered with a redirect ({e.message.split(': ', 1)[-1]})") from None
+    if r.status != 200:
+        raise TransientError(_status_cause(r.status, r.body))
     try:
-        obj = json.loads(body)
-    except ValueError:
+        obj = json.loads(r.body)
+    except (ValueError, RecursionError):
         raise TransientError("cluster-info answer is not JSON") from None
     data = obj.get("data") if isinstance(obj, dict) and obj.get("kind", "ConfigMap") == "ConfigMap" else None
     if not isinstance(data, dict):

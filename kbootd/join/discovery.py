@@ -10,24 +10,29 @@ Three ways, as kubeadm (cmd/kubeadm/app/discovery/{token,file,https}):
   (any certificate of the bundle against any pin: kubeadm's pubkeypin.Set.CheckAny, so a
   pin of an intermediate passes only if that intermediate is *in* the cluster-info bundle;
   the server's own chain is never consulted). Then cluster-info is fetched again over TLS
-  verified against that CA (through kbootd.apiclient) and must be byte-identical. Each
+  verified against that CA (through kbootd.apiclient's transport) and must be byte-identical. Each
   attempt tries every endpoint in order; the first that succeeds wins.
 * token without a pin (--discovery-token-unsafe-skip-ca-verification): the same, minus the
   pin, with the spec's warning. kbootd still makes the verified second fetch (kubeadm
   skips it): it costs one request and catches a server that is not the one the token vouched for.
 * file: a local kubeconfig with one cluster (read through ctx.host) or an https:// URL
-  fetched with the host's CA bundle (requests' default verification; REQUESTS_CA_BUNDLE
-  is honoured); http:// is refused. As kubeadm, the server in the file is then contacted
+  fetched with the host's CA store (SSL_CERT_FILE and REQUESTS_CA_BUNDLE are honoured),
+  at most 1 MiB, following no redirect; http:// is refused. As kubeadm, the server in the file is then contacted
   over TLS verified against the file's CA (anonymous 403 on cluster-info is fine).
 
 Trust failures raise SecurityError/DiscoveryError (exit 4) at once; everything that may
 clear up by waiting (nothing listening, HTTP 5xx, 403/404 before init, no signature for
-this token id yet) is retried by kbootd.join.retry until timeouts.discovery.
+this token id yet) is retried by kbootd.retry until timeouts.discovery, and every request
+(kbootd.transport) ends by that deadline too.
 """
 
 from __future__ import annotations
 
+import functools
+import math
+import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,7 +46,7 @@ from kbootd.errors import (
     ValidationError,
 )
 from kbootd.join import clusterinfo
-from kbootd.join.retry import DEFAULT_BACKOFF, REAL_TIME, Backoff, RetryHook, Timing, retry
+from kbootd.retry import DEFAULT_BACKOFF, REAL_TIME, Backoff, RetryHook, TimeSource, retry
 from kbootd.token import BootstrapToken
 
 PHASE = "discovery"
@@ -86,27 +91,29 @@ def _ca_certs(ca_pem: bytes, where: str) -> list[Any]:
         raise DiscoveryError(str(e)) from None
 
 
-def parse_cluster_kubeconfig(text: str, where: str) -> tuple[Any, list[Any]]:
-    """(kbootd.kubeconfig.Kubeconfig, CA certificates) of a kubeconfig with exactly one cluster.
+def one_cluster_kubeconfig(text: str, where: str) -> Any:
+    """A discovery kubeconfig (kbootd.kubeconfigfile.Kubeconfig): exactly one cluster, valid shape and CA.
 
     Anything malformed is a DiscoveryError (exit 4): this is the root of trust being read.
     """
-    import yaml
-
-    from kbootd.kubeconfig import parse_kubeconfig
+    from kbootd import kubeconfigfile
 
     try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError:
-        raise DiscoveryError(f"{where}: malformed kubeconfig (not valid YAML)") from None
-    clusters = doc.get("clusters") if isinstance(doc, dict) else None
-    if not isinstance(clusters, list) or len(clusters) != 1:
-        n = len(clusters) if isinstance(clusters, list) else 0
-        raise DiscoveryError(f"{where}: malformed kubeconfig: expected exactly one cluster, found {n}")
-    try:
-        kc = parse_kubeconfig(text, where)
+        doc = kubeconfigfile.load_document(text, where)
+        clusters = doc.get("clusters")
+        if clusters is None or isinstance(clusters, list) and len(clusters) != 1:
+            raise DiscoveryError(f"{where}: malformed kubeconfig: expected exactly one cluster, "
+                                 f"found {len(clusters or [])}")
+        kc = kubeconfigfile.from_document(doc, where)
+        _ = kc.ca_cert  # a CA that is not a PEM certificate is malformed too
     except ValidationError as e:
         raise DiscoveryError(f"malformed kubeconfig: {e}") from None
+    return kc
+
+
+def parse_cluster_kubeconfig(text: str, where: str) -> tuple[Any, list[Any]]:
+    """(kbootd.kubeconfigfile.Kubeconfig, CA certificates) of a kubeconfig with exactly one cluster."""
+    kc = one_cluster_kubeconfig(text, where)
     if kc.insecure:
         raise SecurityError(f"{where}: the cluster sets insecure-skip-tls-verify; refusing a root of trust "
                             "that turns verification off")
@@ -176,53 +183,67 @@ def validate_cluster_info(data: dict[str, Any], token: BootstrapToken, pins: tup
     return TrustedInfo(kubeconfig, kc.server, kc.ca_pem or b"", tuple(pin_of(c) for c in certs))
 
 
-# --- the verified fetch (through kbootd.apiclient) ---------------------------------------------------
+# --- the verified fetch (kbootd.transport, with the CA the token vouched for) ------------------------
 
 def fetch_verified(endpoint: str, ca_pem: bytes, *, timeout: float = REQUEST_TIMEOUT,
                    cert_pem: bytes | None = None, key_pem: bytes | None = None,
-                   token: str | None = None) -> dict[str, Any] | None:
+                   token: str | None = None, until: float | None = None) -> dict[str, Any] | None:
     """cluster-info's data over TLS verified against ca_pem; None when access is forbidden (403).
 
-    TLS that does not verify is a SecurityError (final); other failures are transient.
+    TLS that does not verify (or a redirect) is a SecurityError (final); other failures are
+    transient. The request ends by min(now + timeout, until).
     """
+    import json
+
     from kbootd import apiclient
 
     server = endpoint if endpoint.startswith("https://") else f"https://{endpoint}"
     kc = apiclient.KubeConfig(path="cluster-info", server=server, cluster={}, ca_pem=ca_pem,
                               cert_pem=cert_pem, key_pem=key_pem, token=token)
-    transport = apiclient.KubernetesTransport(kc, request_timeout=timeout)
+    api = apiclient.APITransport(kc, request_timeout=timeout)
     try:
-        cm = apiclient.Client(transport, timeout=0).get("ConfigMap", "cluster-info", "kube-public")
-    except apiclient.APIError as e:
-        if e.forbidden:
-            return None
-        raise TransientError(str(e)) from None
+        status, body = api.request("GET", clusterinfo.PATH, until=until)
     finally:
-        transport.close()
-    if cm is None:
+        api.close()
+    if status == 403:
+        return None
+    if status == 404:
         raise TransientError("cluster-info does not exist yet (HTTP 404)")
-    return {str(k): v for k, v in (cm.get("data") or {}).items()}
+    if status != 200:
+        raise TransientError(clusterinfo._status_cause(status, body))
+    try:
+        cm = json.loads(body)
+    except (ValueError, RecursionError):
+        raise TransientError("cluster-info answer is not JSON") from None
+    data = cm.get("data") if isinstance(cm, dict) else None
+    return {str(k): v for k, v in data.items()} if isinstance(data, dict) else {}
 
 
 _warm_lock = threading.Lock()
 
 
 def warm_up() -> None:
-    """Import the kubernetes client now, while waiting, not when the control plane has just appeared.
+    """Import TLS and the API client now, while waiting, not when the control plane has just appeared.
 
-    Under a lock: the kubernetes package does not survive being imported by several threads at
-    once (a partially initialised kubernetes.client), which a process running several joins would do.
+    Under a lock: imports from several threads at once (a process running several joins)
+    must not see a partially initialised module.
     """
     with _warm_lock:
-        from kubernetes.client import rest  # noqa: F401
+        from kbootd import apiclient, transport  # noqa: F401
 
-        from kbootd import apiclient  # noqa: F401
+        transport.warm_up()
+
+
+def request_deadline(deadline: float) -> float | None:
+    """The time.monotonic() by which every discovery request must end: the discovery deadline
+    bounds each attempt too, so a server that drips bytes cannot keep join past it."""
+    return None if math.isinf(deadline) else time.monotonic() + max(deadline, 0.0)
 
 
 # --- token discovery --------------------------------------------------------------------------------
 
-def _verified_or_transient(endpoint: str, ca_pem: bytes) -> dict[str, Any]:
-    data = fetch_verified(endpoint, ca_pem)
+def _verified_or_transient(endpoint: str, ca_pem: bytes, until: float | None = None) -> dict[str, Any]:
+    data = fetch_verified(endpoint, ca_pem, until=until)
     if data is None:
         raise TransientError("cluster-info is forbidden over verified TLS (HTTP 403)")
     return data
@@ -234,6 +255,7 @@ def token_attempt(endpoints: tuple[str, ...], token: BootstrapToken, pins: tuple
     """One attempt: every endpoint in order, the first that yields trusted cluster-info wins."""
     causes: list[str] = []
     hint: str | None = None
+    cut_short = True  # every endpoint failed only because the overall deadline came
     for ep in endpoints:
         url = f"https://{ep}"
         try:
@@ -255,14 +277,18 @@ def token_attempt(endpoints: tuple[str, ...], token: BootstrapToken, pins: tuple
         except TransientError as e:
             causes.append(f"{url}: {e}")
             hint = e.hint
-    raise TransientError("waiting for " + "; ".join(causes), hint=hint if len(causes) == 1 else None)
+            cut_short &= bool(getattr(e, "deadline_reached", False))
+    err = TransientError("waiting for " + "; ".join(causes), hint=hint if len(causes) == 1 else None)
+    err.deadline_reached = cut_short  # type: ignore[attr-defined]
+    raise err
 
 
 def discover_token(endpoints: tuple[str, ...], token: BootstrapToken, pins: tuple[str, ...], *,
                    unsafe: bool, deadline: float, backoff: Backoff = DEFAULT_BACKOFF,
-                   timing: Timing = REAL_TIME, on_retry: RetryHook | None = None,
+                   timing: TimeSource = REAL_TIME, on_retry: RetryHook | None = None,
                    fetch: Fetch | None = None, verified_fetch: VerifiedFetch | None = None,
                    say: Callable[[str], None] = lambda _m: None) -> DiscoveredCluster:
+    """Token discovery until `deadline` seconds from now; each request also ends by then."""
     from kbootd.pin import parse_pin
 
     if not endpoints:
@@ -271,11 +297,12 @@ def discover_token(endpoints: tuple[str, ...], token: BootstrapToken, pins: tupl
     if not pins and not unsafe:
         raise ValidationError("token discovery needs --discovery-token-ca-cert-hash, or "
                               "--discovery-token-unsafe-skip-ca-verification")
+    until = request_deadline(deadline)
     if fetch is None:
-        fetch = clusterinfo.fetch_unverified
+        fetch = functools.partial(clusterinfo.fetch_unverified, until=until)
     if verified_fetch is None:
         warm_up()
-        verified_fetch = _verified_or_transient
+        verified_fetch = functools.partial(_verified_or_transient, until=until)
     say(f"Created cluster-info discovery client, requesting info from {', '.join(map(repr, endpoints))}")
     return retry(lambda: token_attempt(endpoints, token, pins, fetch=fetch, verified_fetch=verified_fetch, say=say),
                  what="discovery", deadline=deadline, backoff=backoff, timing=timing, on_retry=on_retry)
@@ -283,30 +310,36 @@ def discover_token(endpoints: tuple[str, ...], token: BootstrapToken, pins: tupl
 
 # --- file and HTTPS discovery -----------------------------------------------------------------------
 
-def fetch_https(url: str, *, verify: bool | str = True, timeout: float = REQUEST_TIMEOUT) -> str:
-    """The discovery file at an https:// URL, verified with the host's CA bundle (or `verify`)."""
-    import requests
+MAX_FILE = 1 << 20  # a discovery kubeconfig is a few KiB
 
+
+def fetch_https(url: str, *, verify: bool | str = True, timeout: float = REQUEST_TIMEOUT,
+                until: float | None = None) -> str:
+    """The discovery file at an https:// URL, verified with the host's CA store (or the bundle `verify`).
+
+    No redirect is followed (a SecurityError, so http:// is never reached); at most MAX_FILE bytes.
+    """
+    from kbootd import transport
+
+    bundle = verify if isinstance(verify, str) else os.environ.get("REQUESTS_CA_BUNDLE") or None
+    tls = transport.TLS(ca_file=bundle, system_ca=bundle is None)
     try:
-        r = requests.get(url, timeout=(timeout, timeout), verify=verify)
-    except requests.exceptions.SSLError as e:
-        text = str(e)
-        if "CERTIFICATE_VERIFY_FAILED" in text or "hostname" in text.lower():
-            raise SecurityError(f"{url}: TLS verification with the host's CA bundle failed; refusing the "
-                                "discovery file", hint="the server's certificate must chain to a CA this host "
-                                                       "trusts (or set REQUESTS_CA_BUNDLE)") from None
-        raise TransientError(f"{url}: TLS handshake failed") from None
-    except requests.exceptions.RequestException as e:
-        reason = "connection refused" if "refused" in str(e).lower() else type(e).__name__
-        raise TransientError(f"waiting for {url}: {reason}") from None
-    final = [h.url for h in r.history] + [r.url]
-    if any(not str(u).startswith("https://") for u in final):
-        raise SecurityError(f"{url}: redirected to a plain-HTTP URL; refusing the discovery file")
-    if r.status_code == 404 or r.status_code == 429 or r.status_code >= 500:
-        raise TransientError(f"waiting for {url}: HTTP {r.status_code}")
-    if r.status_code != 200:
-        raise DiscoveryError(f"{url}: HTTP {r.status_code}; expected the discovery kubeconfig")
-    return r.text
+        r = transport.request(url, tls, timeout=timeout, until=until, max_body=MAX_FILE)
+    except transport.ResponseTooLarge:
+        raise DiscoveryError(f"{url}: the discovery file is larger than {MAX_FILE} bytes") from None
+    except transport.RedirectRefused as e:
+        raise SecurityError(f"{url}: refusing the discovery file: {e}") from None
+    except SecurityError as e:
+        raise SecurityError(f"{url}: TLS verification with the host's CA bundle failed; refusing the "
+                            f"discovery file ({e})", hint="the server's certificate must chain to a CA this "
+                                                          "host trusts (or set REQUESTS_CA_BUNDLE)") from None
+    except TransientError as e:
+        raise type(e)(f"waiting for {url}: {str(e).split(': ', 1)[-1]}") from None
+    if r.status == 404 or r.status == 429 or r.status >= 500:
+        raise TransientError(f"waiting for {url}: HTTP {r.status}")
+    if r.status != 200:
+        raise DiscoveryError(f"{url}: HTTP {r.status}; expected the discovery kubeconfig")
+    return r.text()
 
 
 def _read_local(ctx: Any, path: str) -> str:
@@ -331,19 +364,9 @@ def _file_ref(ctx: Any, ref: str | None, base: str, what: str) -> bytes | None:
 
 def discovered_from_file(ctx: Any, text: str, where: str, via: str) -> DiscoveredCluster:
     """Parse a discovery kubeconfig; file references (CA, client cert/key) are read through ctx.host."""
-    import yaml
-
-    from kbootd.kubeconfig import parse_kubeconfig
     from kbootd.pin import pin_of
 
-    try:
-        kc = parse_kubeconfig(text, where)
-    except ValidationError as e:
-        raise DiscoveryError(f"malformed kubeconfig: {e}") from None
-    doc = yaml.safe_load(text)
-    clusters = doc.get("clusters") or []
-    if len(clusters) != 1:
-        raise DiscoveryError(f"{where}: malformed kubeconfig: expected exactly one cluster, found {len(clusters)}")
+    kc = one_cluster_kubeconfig(text, where)
     if kc.insecure:
         raise SecurityError(f"{where}: the cluster sets insecure-skip-tls-verify; refusing a root of trust "
                             "that turns verification off")
@@ -362,34 +385,35 @@ def discovered_from_file(ctx: Any, text: str, where: str, via: str) -> Discovere
 
 
 def validate_file_cluster(found: DiscoveredCluster, *, warn: Callable[[str], None],
-                          say: Callable[[str], None]) -> None:
+                          say: Callable[[str], None], until: float | None = None) -> None:
     """As kubeadm: reach the file's server over TLS verified with the file's CA (retried by the caller)."""
+    from kbootd import kubeconfigfile
+
     say(f'Created cluster-info discovery client, requesting info from "{found.server}"')
     try:
         data = fetch_verified(found.server, found.ca_pem, cert_pem=found.client_cert_pem,
-                              key_pem=found.client_key_pem, token=found.token)
+                              key_pem=found.client_key_pem, token=found.token, until=until)
     except SecurityError as e:
         raise SecurityError(f"{found.server}: the API server's TLS certificate does not verify against the CA "
                             f"in the discovery file: {e}") from None
     except TransientError as e:
-        raise TransientError(f"waiting for {found.server}: {e}") from None
+        err = TransientError(f"waiting for {found.server}: {e}", hint=e.hint)
+        err.deadline_reached = getattr(e, "deadline_reached", False)  # type: ignore[attr-defined]
+        raise err from None
     if data is None:
         say("Could not access the cluster-info ConfigMap for refreshing the cluster-info information, but the "
             "TLS cert is valid so proceeding...")
         return
     try:
-        import yaml
-
-        refreshed = yaml.safe_load(data.get(KUBECONFIG_KEY) or "")
-        server = ((refreshed or {}).get("clusters") or [{}])[0].get("cluster", {}).get("server")
-    except (yaml.YAMLError, AttributeError, IndexError):
+        server: str | None = kubeconfigfile.parse(str(data.get(KUBECONFIG_KEY) or ""), "cluster-info").server
+    except ValidationError:
         server = None
     if server and server.rstrip("/") != found.server:
         warn(f'the API server endpoint "{found.server}" in use is different from the endpoint "{server}" '
              "in the cluster-info ConfigMap")
 
 
-def discover_file(ctx: Any, location: str, *, deadline: float, backoff: Backoff, timing: Timing,
+def discover_file(ctx: Any, location: str, *, deadline: float, backoff: Backoff, timing: TimeSource,
                   on_retry: RetryHook | None) -> DiscoveredCluster:
     warn = lambda m: ctx.reporter.warn(PHASE, m)  # noqa: E731
     say = lambda m: ctx.reporter.info(PHASE, m)  # noqa: E731
@@ -397,20 +421,21 @@ def discover_file(ctx: Any, location: str, *, deadline: float, backoff: Backoff,
         raise SecurityError(f"--discovery-file {location}: refusing a plain-HTTP discovery URL: the cluster CA "
                             "must come over HTTPS (or from a local file)")
     remote = location.lower().startswith("https://")
+    until = request_deadline(deadline)
     if remote:
         warm_up()
         verify = ctx.seams.ca_bundle
 
         def attempt() -> DiscoveredCluster:
-            found = discovered_from_file(ctx, fetch_https(location, verify=verify), location, "https")
-            validate_file_cluster(found, warn=warn, say=say)
+            found = discovered_from_file(ctx, fetch_https(location, verify=verify, until=until), location, "https")
+            validate_file_cluster(found, warn=warn, say=say, until=until)
             return found
     else:
         found_local = discovered_from_file(ctx, _read_local(ctx, location), location, "file")
         warm_up()
 
         def attempt() -> DiscoveredCluster:
-            validate_file_cluster(found_local, warn=warn, say=say)
+            validate_file_cluster(found_local, warn=warn, say=say, until=until)
             return found_local
 
     return retry(attempt, what="discovery", deadline=deadline, backoff=backoff, timing=timing, on_retry=on_retry)

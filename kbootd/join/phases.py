@@ -186,7 +186,7 @@ def _pause_image(cluster_cfg: Any, warn: Any) -> str:
 # --- wait-tls-bootstrap ------------------------------------------------------------------------------
 
 def wait_tls_bootstrap(ctx: Any) -> None:
-    from kbootd.join.retry import Backoff, retry
+    from kbootd.retry import Backoff, retry
 
     phase = tlsbootstrap.PHASE
     cluster = _cluster(ctx)

@@ -46,7 +46,7 @@ def kubelet_client(ctx: Any, timeout: float) -> Any:
     from kbootd import apiclient
 
     kc = kubelet_kubeconfig(ctx)
-    client = apiclient.Client(apiclient.KubernetesTransport(kc), timeout=timeout)
+    client = apiclient.Client(apiclient.APITransport(kc), timeout=timeout)
     name = ctx.data.node_name
     try:
         node = client.get("Node", name)
