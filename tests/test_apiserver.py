@@ -235,6 +235,39 @@ def test_defaults_the_real_server_applies(admin: client.ApiClient) -> None:
     assert ns.status.phase == "Active" and ns.metadata.labels == {"kubernetes.io/metadata.name": "kube-system"}
 
 
+def test_a_taken_fixed_cluster_ip_is_422_before_any_name_clash(admin: client.ApiClient) -> None:
+    # Fixture 44: the registry allocates a fixed clusterIP before it looks for the name, so
+    # re-creating an existing Service answers 422 Invalid; without a fixed IP it is the usual 409.
+    core = client.CoreV1Api(admin)
+    name, ip = unique("dns"), "10.96.0.53"
+
+    def svc(n: str, cluster_ip: str | None = ip) -> dict[str, Any]:
+        spec: dict[str, Any] = {"ports": [{"name": "dns", "port": 53, "protocol": "UDP"}]}
+        if cluster_ip:
+            spec["clusterIP"] = cluster_ip
+        return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": n}, "spec": spec}
+
+    core.create_namespaced_service("kube-system", svc(name))
+    for body in (svc(name), svc(unique("other"))):  # the same Service again, or another one wanting its IP
+        with pytest.raises(ApiException) as e:
+            core.create_namespaced_service("kube-system", body)
+        st = status_of(e.value)
+        assert (e.value.status, st["reason"], st["details"]["kind"]) == (422, "Invalid", "Service")
+        assert st["details"]["causes"] == [{
+            "reason": "FieldValueInvalid", "field": "spec.clusterIPs",
+            "message": f'Invalid value: []string{{"{ip}"}}: failed to allocate IP {ip}: provided IP is already '
+                       "allocated"}]
+    with pytest.raises(ApiException) as e:
+        core.create_namespaced_service("kube-system", svc(name, None))
+    assert (e.value.status, status_of(e.value)["reason"]) == (409, "AlreadyExists")
+    # An update keeping its own IP is fine; once deleted, the IP can be had again.
+    current = core.read_namespaced_service(name, "kube-system")
+    current.metadata.labels = {"updated": "yes"}
+    assert core.replace_namespaced_service(name, "kube-system", current).spec.cluster_ip == ip
+    core.delete_namespaced_service(name, "kube-system")
+    assert core.create_namespaced_service("kube-system", svc(unique("again"))).spec.cluster_ip == ip
+
+
 def test_cluster_scoped_kinds(admin: client.ApiClient) -> None:
     rbac = client.RbacAuthorizationV1Api(admin)
     name = unique("cr")
