@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 
 def _find() -> Path:
     candidates = [Path(os.environ["KBOOTD_SHARED"])] if os.environ.get("KBOOTD_SHARED") else []
@@ -19,3 +21,21 @@ def _find() -> Path:
 SHARED = _find()
 FIXTURES = SHARED / "fixtures"
 INIT_BASIC = FIXTURES / "kubeadm" / "init-basic"
+
+
+def _python_systemd_missing() -> str | None:
+    try:
+        import systemd.daemon  # noqa: F401
+        import systemd.journal  # noqa: F401
+    except ImportError as e:
+        return str(e) or "ImportError"
+    return None
+
+
+# Tests of the journald and sd_notify paths through python-systemd (Debian: python3-systemd;
+# pip: kbootd[systemd]) skip, saying why, where it is not installed. CI installs it; set
+# KBOOTD_REQUIRE_PYTHON_SYSTEMD=1 there to make a missing module fail instead of skip.
+_MISSING = _python_systemd_missing()
+needs_python_systemd = pytest.mark.skipif(
+    _MISSING is not None and os.environ.get("KBOOTD_REQUIRE_PYTHON_SYSTEMD") != "1",
+    reason=f"needs python-systemd (systemd.journal, systemd.daemon), which is not importable here: {_MISSING}")

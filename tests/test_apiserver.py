@@ -235,6 +235,39 @@ def test_defaults_the_real_server_applies(admin: client.ApiClient) -> None:
     assert ns.status.phase == "Active" and ns.metadata.labels == {"kubernetes.io/metadata.name": "kube-system"}
 
 
+def test_a_taken_fixed_cluster_ip_is_422_before_any_name_clash(admin: client.ApiClient) -> None:
+    # Fixture 44: the registry allocates a fixed clusterIP before it looks for the name, so
+    # re-creating an existing Service answers 422 Invalid; without a fixed IP it is the usual 409.
+    core = client.CoreV1Api(admin)
+    name, ip = unique("dns"), "10.96.0.53"
+
+    def svc(n: str, cluster_ip: str | None = ip) -> dict[str, Any]:
+        spec: dict[str, Any] = {"ports": [{"name": "dns", "port": 53, "protocol": "UDP"}]}
+        if cluster_ip:
+            spec["clusterIP"] = cluster_ip
+        return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": n}, "spec": spec}
+
+    core.create_namespaced_service("kube-system", svc(name))
+    for body in (svc(name), svc(unique("other"))):  # the same Service again, or another one wanting its IP
+        with pytest.raises(ApiException) as e:
+            core.create_namespaced_service("kube-system", body)
+        st = status_of(e.value)
+        assert (e.value.status, st["reason"], st["details"]["kind"]) == (422, "Invalid", "Service")
+        assert st["details"]["causes"] == [{
+            "reason": "FieldValueInvalid", "field": "spec.clusterIPs",
+            "message": f'Invalid value: []string{{"{ip}"}}: failed to allocate IP {ip}: provided IP is already '
+                       "allocated"}]
+    with pytest.raises(ApiException) as e:
+        core.create_namespaced_service("kube-system", svc(name, None))
+    assert (e.value.status, status_of(e.value)["reason"]) == (409, "AlreadyExists")
+    # An update keeping its own IP is fine; once deleted, the IP can be had again.
+    current = core.read_namespaced_service(name, "kube-system")
+    current.metadata.labels = {"updated": "yes"}
+    assert core.replace_namespaced_service(name, "kube-system", current).spec.cluster_ip == ip
+    core.delete_namespaced_service(name, "kube-system")
+    assert core.create_namespaced_service("kube-system", svc(unique("again"))).spec.cluster_ip == ip
+
+
 def test_cluster_scoped_kinds(admin: client.ApiClient) -> None:
     rbac = client.RbacAuthorizationV1Api(admin)
     name = unique("cr")
@@ -407,7 +440,7 @@ def test_masters_csr_stays_pending_and_apiserver_client_signer_is_refused(srv: T
     certs = client.CertificatesV1Api(bootstrap)
     name = unique("masters")
     certs.create_certificate_signing_request(_csr(name, "system:node:worker-1", ("system:masters",)))
-    time.sleep(0.3)
+    srv.settle()  # the approver has seen it and leaves it alone
     assert not srv.store.get("certificatesigningrequests", name)["status"]
     with pytest.raises(ApiException) as e:
         certs.create_certificate_signing_request(_csr(unique("c"), "x", ("system:masters",),
@@ -425,7 +458,7 @@ def test_manual_approval_when_auto_approval_is_off(srv: TestAPIServer, admin: cl
         certs = client.CertificatesV1Api(bootstrap)
         name = unique("manual")
         certs.create_certificate_signing_request(_csr(name, "system:node:worker-2", ("system:nodes",)))
-        time.sleep(0.3)
+        srv.settle()
         assert not srv.store.get("certificatesigningrequests", name)["status"]
         # The bootstrap token may not approve its own CSR.
         csr = client.CertificatesV1Api(admin).read_certificate_signing_request(name)
@@ -459,8 +492,8 @@ def test_bootstrap_signer_follows_tokens(srv: TestAPIServer) -> None:
     assert jws.verify(data["kubeconfig"], data["jws-kubeconfig-ghijkl"], "ghijkl", "0123456789abcdef")
     kubeadm.create_token(srv.store, "mnopqr.0123456789abcdef", usages=("authentication",))
     srv.store.delete("secrets", "bootstrap-token-ghijkl", "kube-system")
-    srv.wait_for(lambda: "jws-kubeconfig-ghijkl" not in jws_keys(), timeout=2)
-    time.sleep(0.1)
+    srv.settle()  # a pass that began after both writes, and did not need to change anything more
+    assert "jws-kubeconfig-ghijkl" not in jws_keys()
     assert "jws-kubeconfig-mnopqr" not in jws_keys()  # no usage-bootstrap-signing, no signature
     srv.store.delete("secrets", "bootstrap-token-mnopqr", "kube-system")
 
@@ -523,6 +556,46 @@ def test_fault_injection(srv: TestAPIServer, admin: client.ApiClient) -> None:
     started = time.monotonic()
     assert raw(srv, "GET", "/livez")[0] == 200 and time.monotonic() - started >= 0.2
     assert srv.faults.pending == 0
+
+
+def test_a_write_applied_then_its_answer_lost(srv: TestAPIServer, admin: client.ApiClient) -> None:
+    core = client.CoreV1Api(admin)
+    path = "/api/v1/namespaces/default/configmaps"
+    start, logged = srv.writes, len(srv.requests)
+    fault = srv.faults.after_write(2, method="POST", path=path)
+    # A dry-run write is not a write; the first matching POST is answered as usual.
+    core.create_namespaced_config_map("default", _cm(unique("dry")), dry_run="All")
+    core.create_namespaced_config_map("default", _cm(unique("w")))
+    assert not fault.fired.is_set() and srv.writes == start + 1 and srv.faults.pending == 1
+    lost = unique("w")
+    with pytest.raises((http.client.HTTPException, ConnectionError, OSError)):
+        raw(srv, "POST", path, who="admin", body=json.dumps(_cm(lost)).encode(),
+            headers={"Content-Type": "application/json"})
+    assert fault.fired.is_set() and fault.request == f"POST {path}"
+    assert srv.store.get("configmaps", lost, "default") is not None  # applied, though nobody heard
+    assert [r.status for r in list(srv.requests)[logged:] if r.method == "POST"] == [201, 201, 0]
+    # With a status, the answer is that error instead; the write is still done.
+    srv.faults.after_write(1, status=500, method="DELETE", message="etcd went away")
+    with pytest.raises(ApiException) as e:
+        core.delete_namespaced_config_map(lost, "default")
+    assert e.value.status == 500 and status_of(e.value)["message"] == "etcd went away"
+    assert srv.store.get("configmaps", lost, "default") is None
+    assert srv.faults.pending == 0 and srv.writes == start + 3
+
+
+def test_a_request_is_logged_before_it_is_answered(srv: TestAPIServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A request log that breaks must cost the answer: proof that logging comes first, so a client
+    # holding its answer always finds its request in srv.requests (no waiting for the log to settle).
+    def broken(*args: Any) -> None:
+        raise RuntimeError("request log broken")
+
+    monkeypatch.setattr(srv, "record", broken)
+    with pytest.raises((http.client.HTTPException, ConnectionError, OSError)):
+        raw(srv, "GET", "/healthz")
+    monkeypatch.undo()
+    assert srv.internal_errors.pop() == "RuntimeError('request log broken')"
+    assert raw(srv, "GET", "/healthz")[0] == 200
+    assert srv.requests[-1].path == "/healthz" and srv.requests[-1].status == 200
 
 
 def test_discovery_version_and_not_found(srv: TestAPIServer, admin: client.ApiClient) -> None:

@@ -16,7 +16,6 @@ import http.client
 import json
 import ssl
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -275,7 +274,7 @@ def masters_csr_created(e: Env) -> None:
     if e.srv.store.get("certificatesigningrequests", "node-csr-masters") is None:
         csr_absent("node-csr-masters")(e)
         assert e.request("POST", CSRS, "token", REQUEST_BODIES["32"]).status == 201
-    time.sleep(0.3)  # the controllers act within ~0.1 s; this one must stay pending
+    e.srv.settle()  # the controllers have seen it and leave it pending
 
 
 def expired_token(e: Env) -> None:
@@ -287,6 +286,25 @@ def expired_token(e: Env) -> None:
     e.at("2026-11-24T19:34:20Z")
     e.srv.wait_for(lambda: e.srv.store.get("secrets", "bootstrap-token-expire", "kube-system") is None)
     e.at("2026-11-24T19:35:00Z")
+
+
+def kube_dns_service() -> dict[str, Any]:
+    """The kube-dns Service as kubeadm creates it (the request body of 44)."""
+    return {"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "kube-dns", "namespace": "kube-system",
+                         "labels": {"k8s-app": "kube-dns", "kubernetes.io/cluster-service": "true",
+                                    "kubernetes.io/name": "CoreDNS"},
+                         "annotations": {"prometheus.io/port": "9153", "prometheus.io/scrape": "true"}},
+            "spec": {"clusterIP": "10.96.0.10", "selector": {"k8s-app": "kube-dns"},
+                     "ports": [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+                               {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},
+                               {"name": "metrics", "port": 9153, "protocol": "TCP", "targetPort": 9153}]}}
+
+
+def kube_dns_exists(e: Env) -> None:
+    initialized(e)
+    if e.srv.store.get("services", "kube-dns", "kube-system") is None:
+        e.write(kube_dns_service(), "kubeadm", "2026-11-24T19:35:00Z")
 
 
 # --- the requests ---------------------------------------------------------------------------------
@@ -325,6 +343,7 @@ REQUEST_BODIES: dict[str, Any] = {
     "29": _csr_body("node-csr-worker-1", "29"),
     "32": _csr_body("node-csr-masters", "32"),
     "34": _csr_body("csr-masters-apiserver-client", "32", "kubernetes.io/kube-apiserver-client"),
+    "44": kube_dns_service(),
     "41": {"metadata": {"annotations": {"kubeadm.alpha.kubernetes.io/cri-socket":
                                         "unix:///var/run/containerd/containerd.sock"}}},
     "42": {"metadata": {"labels": {"example.com/x": "y"}}},
@@ -424,6 +443,7 @@ CASES = [
     Case("41", "PATCH", "/api/v1/nodes/worker-1", "nodecert", setup=worker_node, content_type=SMP),
     Case("42", "PATCH", "/api/v1/nodes/kbootd-cp", "nodecert", setup=worker_and_control_plane, content_type=SMP),
     Case("43", "PATCH", "/api/v1/nodes/worker-1", "nodecert", setup=worker_node, content_type=SMP),
+    Case("44", "POST", "/api/v1/namespaces/kube-system/services", "admin", setup=kube_dns_exists),
 ]
 
 

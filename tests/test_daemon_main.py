@@ -7,7 +7,6 @@ import os
 import signal
 import socket
 import threading
-import time
 
 import pytest
 
@@ -90,20 +89,30 @@ def notify(tmp_path, monkeypatch):
     monkeypatch.setenv("NOTIFY_SOCKET", path)
     SEEN["socket"] = path
     got: list[str] = []
-    done = threading.Event()
+    done, flushed = threading.Event(), threading.Event()
+    marker = "KBOOTD-TEST-FLUSH"
 
     def reader() -> None:
         while not done.is_set():
             try:
-                got.append(s.recv(65536).decode())
+                msg = s.recv(65536).decode()
             except TimeoutError:
                 continue
+            if msg == marker:
+                flushed.set()
+            else:
+                got.append(msg)
 
     t = threading.Thread(target=reader, daemon=True)
     t.start()
 
     def messages() -> list[str]:
-        time.sleep(0.03)  # let the reader catch up
+        # Datagrams on one socket arrive in order: once our own marker is read, so is every
+        # message sent before it (no sleeping and hoping the reader has caught up).
+        flushed.clear()
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sender:
+            sender.sendto(marker.encode(), path)
+        assert flushed.wait(10), "the notify reader is stuck"
         out = list(got)
         got.clear()
         return out

@@ -16,6 +16,7 @@ from kbootd.daemon.journal import Journal
 from kbootd.daemon.status import StatusBoard
 from kbootd.hostio import Host
 from kbootd.paths import Paths
+from tests.shared import needs_python_systemd
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -95,6 +96,7 @@ def test_nothing_to_supervise(root, capsys):
     assert "no finished init or join to supervise" in capsys.readouterr().err
 
 
+@needs_python_systemd
 @pytest.mark.subprocess
 def test_the_supervisor_process_is_lean():
     probe = ("import sys, kbootd.daemon.supervise, kbootd.daemon.health, kbootd.daemon.status, "

@@ -9,6 +9,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from kbootd import apiclient
+from kbootd.apiclient import APIError
 from kbootd.cluster import admin_client, kyaml, write_all
 from kbootd.cluster.bootstraptoken import cluster_role, cluster_role_binding
 from kbootd.cluster.uploadconfig import (
@@ -295,8 +297,41 @@ def proxy_skip_reason(ctx: Any) -> str | None:
             if ctx.cfg.cluster.proxy_disabled else None)
 
 
+def write_dns_service(client: Any, svc: dict[str, Any]) -> str:
+    """kubeadm's createDNSService: create, and on AlreadyExists or Invalid update instead.
+
+    A real API server allocates a fixed clusterIP before it checks the name, so re-creating
+    kube-dns answers 422 Invalid ("provided IP is already allocated"), not 409.
+    """
+    name, ns = svc["metadata"]["name"], svc["metadata"]["namespace"]
+
+    def attempt() -> str:
+        try:
+            client.create(svc)
+            return "created"
+        except APIError as e:
+            if not (e.already_exists or e.status == 422):
+                raise
+            refused = e
+        current = client.get("Service", name, ns)
+        if current is None:  # the IP is another Service's: nothing of ours to update
+            raise refused
+        if apiclient.contains(current, svc):
+            return "unchanged"
+        new = copy.deepcopy(svc)
+        new["metadata"]["resourceVersion"] = current["metadata"].get("resourceVersion")
+        client.update(new)
+        return "updated"
+
+    return client.retry(attempt, f'create or update Service "{ns}/{name}"')
+
+
 def coredns(ctx: Any) -> None:
-    write_all(admin_client(ctx), coredns_objects(ctx.cfg))
+    client = admin_client(ctx)
+    objects = coredns_objects(ctx.cfg)
+    write_all(client, [o for o in objects if o["kind"] != "Service"])
+    for service in (o for o in objects if o["kind"] == "Service"):
+        write_dns_service(client, service)
     ctx.reporter.info("addons", "Applied essential addon: CoreDNS")
 
 

@@ -14,6 +14,11 @@ In-process (own CA and serving cert, 127.0.0.1, an ephemeral port):
         api = srv.api_client("admin")            # a kubernetes.client.ApiClient
         srv.store.get("configmaps", "cluster-info", "kube-public")
         srv.clock.advance(3600); srv.set_ready(False); srv.faults.fail_next(2, 503)
+        fault = srv.faults.after_write(3)       # the 3rd write is applied, its answer lost (fault.fired)
+        srv.requests[-1]                         # every request is logged before it is answered
+        srv.settle()                             # the controllers have seen this state and are idle
+
+It is the suite's one API fake: tests of kbootd's API code use it, not an in-memory stand-in.
 
 As a process (e.g. in a container, with the PKI kbootd's init wrote), from the repository root:
 

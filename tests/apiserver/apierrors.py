@@ -114,9 +114,18 @@ class Cause:
         }
         head = kinds.get(self.type, self.type)
         if self.type in ("FieldValueInvalid", "FieldValueNotSupported", "FieldValueDuplicate"):
-            value = f'"{self.value}"' if isinstance(self.value, str) else str(self.value)
+            value = _go_value(self.value)
             head = f"{head}: {value}"
         return f"{head}: {self.detail}" if self.detail else head
+
+
+def _go_value(value: Any) -> str:
+    """A value as Go's %#v prints it in field errors: "x", []string{"a", "b"}, 5."""
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return "[]string{" + ", ".join(f'"{v}"' for v in value) + "}"
+    return str(value)
 
 
 def invalid(res: schema.Resource, name: str, causes: list[Cause]) -> APIError:

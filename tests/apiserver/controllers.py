@@ -9,6 +9,8 @@
 * csrsigning: issues approved CSRs from the cluster CA: 1 year, notBefore backdated 5 minutes.
 
 The loop wakes on every store change and at least every 50 ms (so moving the clock is noticed).
+`settle()` waits for a pass that began after the call and changed nothing: the deterministic way for
+a test to say "the controllers have seen this state and will not act on it" (no sleeping).
 """
 
 from __future__ import annotations
@@ -89,6 +91,9 @@ class ControllerManager:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.errors: list[str] = []
+        self._passes = 0  # sync passes begun
+        self._quiet = 0  # the last pass that wrote nothing
+        self._pass_done = threading.Condition()
 
     def start(self) -> None:
         self._stop.clear()
@@ -106,12 +111,44 @@ class ControllerManager:
     def _run(self) -> None:
         rv = -1
         while not self._stop.is_set():
-            try:
-                self.sync_once()
-            except Exception as e:  # a broken sync must not kill the loop; tests can inspect .errors
-                log.exception("controller sync failed")
-                self.errors.append(repr(e))
+            self._counted_pass()
             rv = self.store.wait_for_change(rv if rv >= 0 else self.store.resource_version, timeout=0.05)
+
+    def _counted_pass(self) -> None:
+        with self._pass_done:
+            self._passes += 1
+            number = self._passes
+        before = self.store.resource_version
+        quiet = False
+        try:
+            self.sync_once()
+            quiet = self.store.resource_version == before
+        except Exception as e:  # a broken sync must not kill the loop; tests can inspect .errors
+            log.exception("controller sync failed")
+            self.errors.append(repr(e))
+        with self._pass_done:
+            if quiet:
+                self._quiet = max(self._quiet, number)
+            self._pass_done.notify_all()
+
+    def settle(self, timeout: float = 5.0) -> None:
+        """Return once a whole pass that began after this call changed nothing.
+
+        The controllers have then seen the store (and the clock) as they are now and have nothing
+        to do about it, so "the CSR stays pending" or "no signature appears" is a fact, not a wait
+        that was hopefully long enough. Without the background loop, passes run here.
+        """
+        with self._pass_done:
+            after = self._passes
+        if self._thread is None:
+            for _ in range(20):
+                self._counted_pass()
+                if self._quiet > after:
+                    return
+            raise TimeoutError("the controllers keep changing the store")
+        with self._pass_done:
+            if not self._pass_done.wait_for(lambda: self._quiet > after, timeout=timeout):
+                raise TimeoutError(f"the controllers did not settle within {timeout}s")
 
     def sync_once(self) -> None:
         now_ts = self.store.clock.time()

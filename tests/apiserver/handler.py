@@ -101,6 +101,8 @@ class Handler(BaseHTTPRequestHandler):
               pf: bool = True, extra: dict[str, str] | None = None) -> None:
         headers = self._headers(content_type, nosniff=nosniff, pf=pf)
         headers.update(extra or {})
+        self._status = code
+        self._record()  # before a byte leaves: a client that has its answer finds its request logged
         chunked = len(body) > CHUNK_THRESHOLD
         if chunked:
             headers["Transfer-Encoding"] = "chunked"
@@ -109,7 +111,6 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response_only(code)
         for k in sorted(headers):
             self.send_header(k, headers[k])
-        self._status = code
         if self.command != "HEAD":
             # Headers and body leave in one write (one TLS record where it fits).
             payload = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body) if chunked else body
@@ -134,9 +135,12 @@ class Handler(BaseHTTPRequestHandler):
         self._audit_id = self.headers.get("Audit-ID") or str(uuid.uuid4())
         self._user: User | None = None
         self._status = 0
-        started = time.monotonic()
+        self._recorded = False
+        self._info: requestinfo.RequestInfo | None = None
+        self._started = time.monotonic()
         url = urlsplit(self.path)
         path = unquote(url.path) or "/"
+        self._path, self._raw_query = path, url.query
         query = {k: v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         self._query = query
         self._pretty = jsonwire.wants_pretty(self.headers.get("User-Agent", ""), query.get("pretty"))
@@ -151,7 +155,7 @@ class Handler(BaseHTTPRequestHandler):
                 self._user = self.api.authenticator.authenticate(cert, self.headers.get("Authorization"))
             except Unauthenticated:
                 return self._send_error(apierrors.unauthorized())
-            info = requestinfo.parse(self.command, path, query)
+            info = self._info = requestinfo.parse(self.command, path, query)
             attrs = rbac.Attributes(self._user, info.verb, info.resource_request, path, info.api_group,
                                     info.api_version, info.resource, info.subresource, info.name, info.namespace,
                                     info.field_selector)
@@ -175,8 +179,24 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 self.close_connection = True
         finally:
-            self.api.record(self.command, path, url.query, self._user, self._status, time.monotonic() - started,
-                            info.verb if info else "")
+            self._record()  # requests that ended without an answer (a broken connection)
+
+    def _record(self) -> None:
+        """Log the request once, with the status about to be sent (0: no answer)."""
+        if self._recorded:
+            return
+        self._recorded = True
+        self.api.record(self.command, self._path, self._raw_query, self._user, self._status,
+                        time.monotonic() - self._started, self._info.verb if self._info else "")
+
+    def _drop(self) -> None:
+        """Close the connection without an answer (logged first, with status 0)."""
+        self._record()
+        self.close_connection = True
+        try:
+            self.request.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     def _read_body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
@@ -199,11 +219,7 @@ class Handler(BaseHTTPRequestHandler):
         if fault.delay:
             time.sleep(fault.delay)
         if fault.drop:
-            self.close_connection = True
-            try:
-                self.request.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            self._drop()
             return True
         if fault.status:
             err = apierrors.generic(fault.status, fault.message or "the server is currently unable to handle the "
@@ -264,7 +280,7 @@ class Handler(BaseHTTPRequestHandler):
                 obj = self._decode(body)
                 created = store.create_as(res, obj, manager=manager, namespace=ns or None, user=self._user,
                                           admit=admit, dry_run=dry_run)
-                return self._send_json(201, created)
+                return self._answer_write(201, created, dry_run)
             if self.command == "DELETE" and (ns or not res.namespaced):
                 return self._delete_collection(res, ns, query, admit, dry_run)
             raise apierrors.method_not_allowed()
@@ -281,7 +297,7 @@ class Handler(BaseHTTPRequestHandler):
             out = store.update(obj, resource=res, name=name, namespace=ns if res.namespaced else None,
                                subresource=info.subresource, manager=manager, user=self._user, admit=admit,
                                dry_run=dry_run)
-            return self._send_json(200 if existed else 201, out)
+            return self._answer_write(200 if existed else 201, out, dry_run)
         if self.command == "PATCH":
             ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
             if ctype not in patch.SUPPORTED:
@@ -292,10 +308,21 @@ class Handler(BaseHTTPRequestHandler):
                 raise apierrors.bad_request(f"error decoding patch: {e}") from None
             out = store.patch(res, name, doc, namespace=ns, content_type=ctype, manager=manager,
                               subresource=info.subresource, user=self._user, admit=admit, dry_run=dry_run)
-            return self._send_json(200, out)
+            return self._answer_write(200, out, dry_run)
         if self.command == "DELETE" and not info.subresource:
             return self._delete(res, name, ns, body, admit, dry_run)
         raise apierrors.method_not_allowed()
+
+    def _answer_write(self, code: int, obj: Any, dry_run: bool) -> None:
+        """Answer a write the store has applied, unless an after-write fault loses the answer."""
+        fault = None if dry_run else self.api.faults.applied_write(self.command, self._path)
+        if fault is None:
+            return self._send_json(code, obj)
+        fault.fired.set()  # before the client can notice anything: it may turn this into its crash
+        if not fault.status:
+            return self._drop()
+        self._send_error(apierrors.generic(fault.status, fault.message or "the server is currently unable to "
+                                                                          "handle the request"))
 
     def _decode(self, body: bytes) -> dict[str, Any]:
         ctype = (self.headers.get("Content-Type") or JSON).split(";")[0].strip().lower()
@@ -353,11 +380,12 @@ class Handler(BaseHTTPRequestHandler):
         deadline = time.monotonic() + timeout
         headers = self._headers(JSON, nosniff=False, pf=True)
         headers["Transfer-Encoding"] = "chunked"
+        self._status = 200
+        self._record()
         self.send_response_only(200)
         for k in sorted(headers):
             self.send_header(k, headers[k])
         self.end_headers()
-        self._status = 200
 
         def send(kind: str, obj: dict[str, Any]) -> None:
             line = jsonwire.encode({"type": kind, "object": obj})
@@ -406,12 +434,12 @@ class Handler(BaseHTTPRequestHandler):
         if res.plural == "namespaces":  # the namespace is returned in its Terminating state
             old["metadata"]["deletionTimestamp"] = self.api.clock.timestamp()
             old["status"] = {"phase": "Terminating"}
-            return self._send_json(200, schema.shape(old, res.schema))
+            return self._answer_write(200, schema.shape(old, res.schema), dry_run)
         if res.returns_deleted:
-            return self._send_json(200, old)
+            return self._answer_write(200, old, dry_run)
         details = {"name": name, "group": res.group, "kind": res.plural, "uid": old["metadata"]["uid"]}
         status = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}
-        self._send_json(200, schema.shape(status, schema.STATUS))
+        self._answer_write(200, schema.shape(status, schema.STATUS), dry_run)
 
     def _delete_collection(self, res: Resource, ns: str, query: dict[str, str], admit: Any, dry_run: bool) -> None:
         labels, fields = self._selectors(res, query)
@@ -428,8 +456,9 @@ class Handler(BaseHTTPRequestHandler):
         for i in deleted:
             i.pop("kind", None)
             i.pop("apiVersion", None)
-        self._send_json(200, {"kind": res.list_kind, "apiVersion": res.api_version,
-                              "metadata": {"resourceVersion": str(self.api.store.resource_version)}, "items": deleted})
+        self._answer_write(200, {"kind": res.list_kind, "apiVersion": res.api_version,
+                                 "metadata": {"resourceVersion": str(self.api.store.resource_version)},
+                                 "items": deleted}, dry_run)
 
 
 def _b64e(text: str) -> str:

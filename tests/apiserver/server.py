@@ -4,6 +4,7 @@
         kubeadm.seed_init(srv)                          # the objects `kubeadm init` leaves behind
         client = srv.api_client("admin")               # kubernetes.client.ApiClient over TLS
         srv.faults.fail_next(2, status=503)            # the next two requests get a 503
+        srv.faults.after_write(3)                       # the 3rd write is applied, its answer lost
         srv.clock.advance(3600)                        # tokens expire, controllers notice
         srv.store.get("configmaps", "cluster-info", "kube-public")
 
@@ -21,7 +22,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -72,12 +73,32 @@ class Fault:
         return (self.method is None or self.method == method) and (self.path is None or path.startswith(self.path))
 
 
+@dataclass
+class WriteFault:
+    """A write that is applied but whose answer is lost (see Faults.after_write)."""
+
+    nth: int
+    method: str | None = None
+    path: str | None = None
+    status: int = 0
+    message: str | None = None
+    seen: int = 0
+    request: str = ""  # "METHOD path" of the write it hit
+    fired: threading.Event = field(default_factory=threading.Event)
+
+    def matches(self, method: str, path: str) -> bool:
+        return (self.method is None or self.method == method) and (self.path is None or path.startswith(self.path))
+
+
 class Faults:
-    """Failures for the next requests (checked before authentication, like a flaky load balancer)."""
+    """Failures for the next requests (checked before authentication, like a flaky load balancer),
+    and lost answers after writes (checked once the store has applied the write)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._queue: list[Fault] = []
+        self._after_write: list[WriteFault] = []
+        self.writes = 0  # writes applied through HTTP (POST, PUT, PATCH, DELETE; not dry-run)
 
     def _add(self, fault: Fault) -> Fault:
         with self._lock:
@@ -97,14 +118,46 @@ class Faults:
         """Hold the next `count` matching requests for `seconds` before answering them normally."""
         return self._add(Fault(count, method, path, delay=seconds))
 
+    def after_write(self, nth: int = 1, *, status: int = 0, method: str | None = None, path: str | None = None,
+                    message: str | None = None) -> WriteFault:
+        """The `nth` matching write from now on is applied, then its answer is lost.
+
+        By default the connection is closed without an answer (the client cannot tell whether the
+        write happened); with `status`, an error Status of that code is sent instead. The request is
+        logged with status 0 (or that code), and `fired` is set before the client can see anything,
+        so a test can turn the lost answer into a crash of the client process at that write.
+        """
+        if nth < 1:
+            raise ValueError("nth counts from 1")
+        fault = WriteFault(nth, method, path, status=status, message=message)
+        with self._lock:
+            self._after_write.append(fault)
+        return fault
+
+    def applied_write(self, method: str, path: str) -> WriteFault | None:
+        """Called by the handler for every write the store applied: the fault that takes its answer, if any."""
+        with self._lock:
+            self.writes += 1
+            hit = None
+            for f in self._after_write:
+                if f.matches(method, path):
+                    f.seen += 1
+                    if f.seen == f.nth and hit is None:
+                        hit = f
+            if hit is not None:
+                self._after_write.remove(hit)
+                hit.request = f"{method} {path}"
+            return hit
+
     def clear(self) -> None:
         with self._lock:
             self._queue.clear()
+            self._after_write.clear()
 
     @property
     def pending(self) -> int:
         with self._lock:
-            return sum(f.remaining for f in self._queue)
+            return sum(f.remaining for f in self._queue) + len(self._after_write)
 
     def take(self, method: str, path: str) -> Fault | None:
         with self._lock:
@@ -119,6 +172,9 @@ class Faults:
 
 @dataclass(frozen=True)
 class RequestRecord:
+    """One request, logged before its answer is sent (status 0: it got none), so a client that has
+    its answer always finds its request in `srv.requests`."""
+
     method: str
     path: str
     query: str
@@ -344,6 +400,15 @@ class TestAPIServer:
     def record(self, method: str, path: str, query: str, user: User | None, status: int, seconds: float,
                verb: str) -> None:
         self.requests.append(RequestRecord(method, path, query, user.name if user else "", status, seconds, verb))
+
+    @property
+    def writes(self) -> int:
+        """Writes applied through HTTP so far (what `faults.after_write(nth)` counts)."""
+        return self.faults.writes
+
+    def settle(self, timeout: float = 5.0) -> None:
+        """Wait until the controllers have seen the current state and have nothing left to do."""
+        self.controllers.settle(timeout)
 
     def wait_for(self, predicate: Callable[[], T], timeout: float = 5.0, interval: float = 0.02) -> T:
         """Poll until predicate() is truthy; returns its value, or raises TimeoutError."""

@@ -167,6 +167,9 @@ class Store:
                 raise apierrors.invalid(res, name, causes)
             if res.namespaced and self.get("namespaces", obj["metadata"]["namespace"]) is None:
                 raise apierrors.not_found(schema.resource_for("namespaces"), obj["metadata"]["namespace"])
+            causes = strategies.allocation_causes(res, obj, self.service_ips)
+            if causes:
+                raise apierrors.invalid(res, name, causes)
             if self._objects.get(_key(res, obj["metadata"].get("namespace", ""), name)) is not None:
                 raise apierrors.already_exists(res, name)
             if dry_run:

@@ -52,6 +52,9 @@ class ServiceIPs:
                 return ip
         raise RuntimeError("service CIDR exhausted")
 
+    def taken(self, ip: str) -> bool:
+        return ip in self.used
+
     def release(self, ip: str | None) -> None:
         self.used.discard(ip or "")
 
@@ -147,6 +150,20 @@ def _fold_string_data(obj: dict[str, Any]) -> None:
         for k, v in string_data.items():
             data[k] = base64.b64encode(str(v).encode()).decode()
         obj["data"] = data
+
+
+def allocation_causes(res: schema.Resource, obj: dict[str, Any], ips: ServiceIPs) -> list[Cause]:
+    """A Service asking for fixed cluster IPs that are taken: the registry fails to allocate them
+    before it ever looks for a name clash, so a re-created Service gets 422, not 409 (fixture 44)."""
+    spec = obj.get("spec") or {}
+    if res.plural != "services" or spec.get("type") == "ExternalName":
+        return []
+    wanted = [ip for ip in (spec.get("clusterIPs") or [spec.get("clusterIP")]) if ip and ip != "None"]
+    for ip in wanted:
+        if ips.taken(ip):
+            return [Cause("FieldValueInvalid", "spec.clusterIPs",
+                          f"failed to allocate IP {ip}: provided IP is already allocated", wanted)]
+    return []
 
 
 def _allocate_ips(spec: dict[str, Any], ips: ServiceIPs) -> None:
