@@ -329,9 +329,26 @@ def test_control_plane_with_matching_pregenerated_ca(root, notify):
     assert "which is not among caCertHashes" in status(root)["error"]
 
 
-def test_metadata_only_worker(root, notify):
+def test_metadata_only_worker(root, notify, capsys):
     ds = {"ds": {"meta_data": {"kbootd-role": "worker", "kbootd-token": TOKEN,
                                "kbootd-endpoint": "10.0.0.10:6443", "kbootd-ca-cert-hash": PIN}}}
     write(root, "/run/cloud-init/instance-data-sensitive.json", json.dumps(ds))
     assert run(root) == 0
     assert status(root)["sources"] == ["datasource metadata (/run/cloud-init/instance-data-sensitive.json)"]
+    # cloud-init copies meta-data into the world-readable instance-data.json as well: warned
+    # in the journal, in STATUS while reading and after READY=1, and in status.json.
+    warning = "the bootstrap token is in datasource meta-data (kbootd-token)"
+    assert warning in capsys.readouterr().err
+    msgs = notify()
+    assert any(m.startswith("STATUS=reading settings; warning: " + warning) for m in msgs), msgs
+    assert msgs[-1].startswith("READY=1\nSTATUS=worker ") and "write_files (permissions: '0600')" in msgs[-1]
+    assert status(root)["warnings"][0].startswith(warning)
+
+
+def test_no_warning_without_a_token_in_metadata(root, notify, capsys):
+    worker_doc(root, token=TOKEN)
+    ds = {"ds": {"meta_data": {"kbootd-endpoint": "10.0.0.10:6443"}}}
+    write(root, "/run/cloud-init/instance-data-sensitive.json", json.dumps(ds))
+    assert run(root) == 0
+    assert "meta-data (kbootd-token)" not in capsys.readouterr().err + "".join(notify())
+    assert "warnings" not in status(root)
