@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from pathlib import Path
 
 import pytest
 import yaml
@@ -19,6 +20,9 @@ from tests.e2e.nspawn import Host, Seed
 pytestmark = pytest.mark.e2e
 
 CP_IP, WORKER_IP = "10.213.0.10", "10.213.0.11"
+EXAMPLES = Path(__file__).resolve().parents[2] / "cloud-init/examples"
+# The one example that is not valid cloud-config from cloud-init 23.4 on (its name says so).
+DEGRADES = "user-data-key.yaml"
 # A kubeadm configuration for `kbootd init --config`; not /etc/kbootd/kbootd.yaml, which
 # holds one kbootd document (the daemon's settings), not kubeadm's documents.
 CONFIG_PATH = "/root/kubeadm.yaml"
@@ -166,3 +170,38 @@ def test_hosts_reach_each_other_on_the_private_bridge(cp: Host, worker: Host, di
     got = client.run(["python3", "-c", ASK, server.ip], timeout=30).stdout.strip()
     assert got == server.name
     assert client.run(["ip", "-4", "-o", "addr", "show", "eth0"]).stdout.split()[3] == f"{client.ip}/24"
+
+
+def test_cloud_init_schema_accepts_the_user_data_examples(cp: Host, e2e_suite: str) -> None:
+    """Real `cloud-init schema` on every user-data example; the `kbootd:` key form is
+    refused from 23.4 on (the README and the example say so: it degrades)."""
+    newer = tuple(map(int, image.RELEASES[e2e_suite]["cloud-init"].split("."))) >= (23, 4)
+    checked = []
+    for ex in sorted(EXAMPLES.glob("*.yaml")):
+        text = ex.read_text()
+        if not text.startswith("#cloud-config\n"):
+            continue                                      # meta-data: see the next test
+        cp.run(["sh", "-c", "cat > /root/example.yaml"], input=text)
+        r = cp.run(["cloud-init", "schema", "-c", "/root/example.yaml"], check=False)
+        out = r.stdout + r.stderr
+        if ex.name == DEGRADES and newer:
+            assert r.returncode != 0 and "'kbootd' was unexpected" in out, out
+        else:
+            assert r.returncode == 0 and "Valid" in out, f"{ex.name}: {out}"
+        checked.append(ex.name)
+    assert DEGRADES in checked and len(checked) >= 5, checked
+
+
+def test_nocloud_meta_data_example_is_valid_meta_data(e2e_hosts: Hosts) -> None:
+    """The meta-data example as a real NoCloud seed's meta-data: its kbootd-* keys reach
+    the root-only instance-data-sensitive.json, where kbootd reads them; and, as the
+    README warns, the world-readable instance-data.json too."""
+    md = yaml.safe_load((EXAMPLES / "nocloud-meta-data.yaml").read_text())
+    h = e2e_hosts.boot("meta", seed=Seed(meta_data=md), kbootd=False)
+    assert h.wait_cloud_init() == "done"
+    for name, mode in (("instance-data-sensitive.json", "600"), ("instance-data.json", "644")):
+        path = f"/run/cloud-init/{name}"
+        assert h.run(["stat", "-c", "%a", path]).stdout.strip() == mode, path
+        got = json.loads(h.read_file(path))["ds"]["meta_data"]
+        assert {k: got.get(k) for k in md if k.startswith("kbootd-")} == \
+            {k: v for k, v in md.items() if k.startswith("kbootd-")}, (name, got)
