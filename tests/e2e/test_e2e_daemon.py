@@ -289,6 +289,15 @@ def test_worker_joins(cluster: Cluster) -> None:
     entries = s.kbootd_entries(w)
     for phase in (p.name for p in JOIN):
         assert len(_events(entries, "done", phase)) == 1, f"join phase {phase} did not finish once"
+    # kubelet-start applies the cri settings again (the cluster's): those records are
+    # kubelet-start's, timed from its start, the step named; none is filed under cri.
+    cri_done = _events(entries, "done", "cri")[0]
+    after_cri = entries[entries.index(cri_done) + 1:]
+    assert not [e for e in after_cri if e.get("KBOOTD_PHASE") == "cri"], "records filed under the finished cri"
+    steps = [e for e in after_cri if e.get("KBOOTD_STEP") == "cri"]
+    assert steps and all(e["KBOOTD_PHASE"] == "kubelet-start" for e in steps), steps
+    took = int(_events(entries, "done", "kubelet-start")[0]["KBOOTD_DURATION_MS"])
+    assert all(int(e["KBOOTD_DURATION_MS"]) <= took for e in steps), (took, steps)
 
 
 # ------------------------------------------------------------------ 7. no secret leaks

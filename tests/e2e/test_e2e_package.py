@@ -167,6 +167,16 @@ def test_unit_is_enabled_and_started_at_boot(imaged: Host) -> None:
     assert props["FragmentPath"] in ("/usr/lib/systemd/system/kbootd.service",
                                      "/lib/systemd/system/kbootd.service"), props
     assert props["ExecMainStartTimestampMonotonic"] not in ("", "0"), "kbootd did not run at boot"
+    # After cloud-init's network stage (it runs write_files), whichever name this release's
+    # cloud-init gives it: cloud-init.service (22.4) or cloud-init-network.service (24.3+).
+    stages = [u for u in ("cloud-init.service", "cloud-init-network.service")
+              if imaged.show(u, "LoadState")["LoadState"] == "loaded"]
+    assert len(stages) == 1, stages
+    stage = imaged.show(stages[0], "ActiveEnterTimestampMonotonic", "ActiveState")
+    assert stage["ActiveState"] == "active", stage
+    assert stages[0] in imaged.show("kbootd", "After")["After"].split()
+    assert int(props["ExecMainStartTimestampMonotonic"]) >= int(stage["ActiveEnterTimestampMonotonic"]), \
+        (stages[0], stage, props)
 
 
 def test_service_without_settings_fails_cleanly_and_does_not_loop(imaged: Host) -> None:
