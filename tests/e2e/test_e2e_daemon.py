@@ -1,7 +1,8 @@
-"""The daemon end to end on real systemd 252 and cloud-init 22.4: a freshly booted machine
-becomes a control plane or a worker with no human step.
+"""The daemon end to end on real systemd and cloud-init (Debian 12: 252 and 22.4; Debian 13:
+257 and 25.1; every test runs on each): a freshly booted machine becomes a control plane or
+a worker with no human step.
 
-Hosts (systemd-nspawn, Debian 12, private bridge 10.213.0.0/24), each seeded with NoCloud
+Hosts (systemd-nspawn, private bridge 10.213.0.0/24), each seeded with NoCloud
 user-data whose write_files puts /etc/kbootd/kbootd.yaml (0600) in place, as in
 cloud-init/examples/:
 
