@@ -394,9 +394,25 @@ def configure_kernel(ctx: Any) -> None:
                                   "and seen by iptables.\n" + "".join(f"{k} = {v}\n" for k, v in SYSCTLS),
                                   0o644)
     if changed or not _live_sysctl_ok(ctx):
-        res = ctx.host.run(["sysctl", "--system"], check=False)
-        if res.returncode != 0:
-            rep.warn(PHASE, f"sysctl --system failed: {res.stderr.strip()[:300]}")
+        # Only kbootd's own file: `sysctl --system` would re-apply every sysctl.d file of
+        # the machine, and fail on tunables that are none of kbootd's business.
+        res = ctx.host.run(["sysctl", "-p", p.sysctl_conf], check=False)
+        if res.ran:
+            _report_unset_sysctls(ctx, res.stderr)
+
+
+def _report_unset_sysctls(ctx: Any, stderr: str) -> None:
+    """Name each tunable that is not at its value after `sysctl -p`, with its live value and
+    why (sysctl's message); preflight then reports the ones the cluster cannot do without.
+    E.g. a container whose /proc/sys is read-only: the host must set them."""
+    for key, want in SYSCTLS:
+        live = (ctx.host.read_text("/proc/sys/" + key.replace(".", "/")) or "").strip()
+        if live == want:
+            continue
+        why = next((ln.strip() for ln in stderr.splitlines() if key in ln), "") or stderr.strip()
+        ctx.reporter.warn(PHASE, f"cannot set {key} = {want} (now {live or 'absent'})"
+                          + (f": {why[:200]}" if why else "")
+                          + "; set it where the kernel allows it (the host of a container)")
 
 
 def warn_obsolete_dropins(ctx: Any) -> None:

@@ -311,9 +311,9 @@ def test_bad_cgroup_driver(root: Path) -> None:
 
 
 @pytest.mark.parametrize("loaded, live, want_runs", [
-    (False, None, ["modprobe overlay", "modprobe br_netfilter", "sysctl --system"]),
+    (False, None, ["modprobe overlay", "modprobe br_netfilter", "sysctl -p /etc/sysctl.d/99-kbootd.conf"]),
     (True, "1", []),
-    (True, "0", ["sysctl --system"]),
+    (True, "0", ["sysctl -p /etc/sysctl.d/99-kbootd.conf"]),
 ])
 def test_kernel_modules_and_sysctls(root: Path, loaded: bool, live: str | None, want_runs: list[str]) -> None:
     ctx = make(root)
@@ -330,6 +330,30 @@ def test_kernel_modules_and_sysctls(root: Path, loaded: bool, live: str | None, 
     sysctls = dict(ln.split(" = ") for ln in read(root, ctx.paths.sysctl_conf).splitlines()[1:])
     assert sysctls == {"net.bridge.bridge-nf-call-iptables": "1", "net.bridge.bridge-nf-call-ip6tables": "1",
                        "net.ipv4.ip_forward": "1"}
+
+
+def test_a_tunable_that_cannot_be_set_is_named(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where /proc/sys is read-only (a container), `sysctl -p` fails: each tunable still
+    not at its value is named with its live value and sysctl's reason."""
+    ctx = make(root)
+    for f in (ctx.paths.proc_bridge_nf, cri.PROC_BRIDGE_NF6):
+        put(root, f, "1\n")
+    put(root, ctx.paths.proc_ip_forward, "0\n")
+    for m in cri.MODULES:
+        (root / "sys/module" / m).mkdir(parents=True, exist_ok=True)
+    err = "sysctl: setting key \"net.ipv4.ip_forward\": Read-only file system\n"
+    seen: list[list[str]] = []
+
+    def run(argv, check=True, timeout=120):
+        seen.append(list(argv))
+        return CommandResult(tuple(argv), 255, "", err, ran=True)
+
+    monkeypatch.setattr(ctx.host, "run", run)
+    cri.configure_kernel(ctx)
+    assert seen == [["sysctl", "-p", "/etc/sysctl.d/99-kbootd.conf"]]
+    assert warnings(ctx) == ['cannot set net.ipv4.ip_forward = 1 (now 0): sysctl: setting key '
+                             '"net.ipv4.ip_forward": Read-only file system; set it where the kernel '
+                             'allows it (the host of a container)']
 
 
 def test_spec_20_cri_dropin_is_warned_about_never_written(root: Path) -> None:

@@ -15,6 +15,7 @@ import yaml
 from kbootd import pin
 from kbootd.config.model import InitConfig, JoinConfig
 from kbootd.daemon import document
+from kbootd.daemon import inputs as document_inputs
 from kbootd.hostio import Host
 from kbootd.paths import Paths
 
@@ -82,6 +83,22 @@ def test_example_settings_load_and_build(path, root):
     built = document.build(doc, host, lambda m: None)
     assert doc.role == EXPECTED_ROLE[path.name]
     assert isinstance(built, InitConfig if doc.role == "control-plane" else JoinConfig)
+
+
+def test_metadata_example_is_meta_data_not_cloud_config():
+    """NoCloud meta-data is a plain YAML mapping (no #cloud-config header, no cloud-config
+    keys); its kbootd-* keys are the ones kbootd reads. The e2e boots it as a real seed."""
+    text = (REPO / "cloud-init/examples/nocloud-meta-data.yaml").read_text()
+    md = yaml.safe_load(text)
+    assert not text.startswith("#cloud-config") and isinstance(md, dict)
+    assert {"instance-id", "local-hostname"} <= set(md) and not set(md) & CLOUD_CONFIG_KEYS
+    assert {k for k in md if k.startswith("kbootd")} <= set(document_inputs.METADATA_KEYS)
+    assert "world-readable" in text and "write_files" in text  # the token warning is beside it
+
+
+def test_the_degrading_form_says_so():
+    text = (REPO / "cloud-init/examples/user-data-key.yaml").read_text()
+    assert text.splitlines()[1].startswith("# DEGRADES cloud-init 23.4")
 
 
 def test_metadata_example_loads_and_builds(root):

@@ -232,7 +232,7 @@ def test_transient_failure_backs_off_then_succeeds(root, notify):
     (lambda r: None, 3, "no role for this node: kbootd looked for `role` in /etc/kbootd/kbootd.yaml (absent)"),
     (lambda r: worker_doc(r, role="boss"), 3, "'boss' is not a role"),
     (lambda r: worker_doc(r, token=None), 3, "no bootstrap token for this worker"),
-    (lambda r: (worker_doc(r), os.chmod(r / "etc/kbootd/kbootd.yaml", 0o644)), 4, "readable by others than root"),
+    (lambda r: (worker_doc(r), os.chmod(r / "etc/kbootd/kbootd.yaml", 0o644)), 3, "readable by others than root"),
 ])
 def test_bad_input_is_permanent(root, notify, setup, code, msg):
     setup(root)
@@ -338,9 +338,26 @@ def test_control_plane_with_matching_pregenerated_ca(root, notify):
     assert "which is not among caCertHashes" in status(root)["error"]
 
 
-def test_metadata_only_worker(root, notify):
+def test_metadata_only_worker(root, notify, capsys):
     ds = {"ds": {"meta_data": {"kbootd-role": "worker", "kbootd-token": TOKEN,
                                "kbootd-endpoint": "10.0.0.10:6443", "kbootd-ca-cert-hash": PIN}}}
     write(root, "/run/cloud-init/instance-data-sensitive.json", json.dumps(ds))
     assert run(root) == 0
     assert status(root)["sources"] == ["datasource metadata (/run/cloud-init/instance-data-sensitive.json)"]
+    # cloud-init copies meta-data into the world-readable instance-data.json as well: warned
+    # in the journal, in STATUS while reading and after READY=1, and in status.json.
+    warning = "the bootstrap token is in datasource meta-data (kbootd-token)"
+    assert warning in capsys.readouterr().err
+    msgs = notify()
+    assert any(m.startswith("STATUS=reading settings; warning: " + warning) for m in msgs), msgs
+    assert msgs[-1].startswith("READY=1\nSTATUS=worker ") and "write_files (permissions: '0600')" in msgs[-1]
+    assert status(root)["warnings"][0].startswith(warning)
+
+
+def test_no_warning_without_a_token_in_metadata(root, notify, capsys):
+    worker_doc(root, token=TOKEN)
+    ds = {"ds": {"meta_data": {"kbootd-endpoint": "10.0.0.10:6443"}}}
+    write(root, "/run/cloud-init/instance-data-sensitive.json", json.dumps(ds))
+    assert run(root) == 0
+    assert "meta-data (kbootd-token)" not in capsys.readouterr().err + "".join(notify())
+    assert "warnings" not in status(root)

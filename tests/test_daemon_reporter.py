@@ -1,3 +1,6 @@
+import re
+from pathlib import Path
+
 import pytest
 
 from kbootd import redact
@@ -54,12 +57,31 @@ def test_phase_lifecycle(rig):
     assert board.data["phases_done"] == ["kubelet-start"] and hb.n == 3
 
 
+def test_a_finished_phases_records_belong_to_the_running_phase(rig):
+    """join's kubelet-start re-runs the cri steps: their records carry kubelet-start and its
+    duration (not cri's, counted from cri's start), and KBOOTD_STEP=cri."""
+    rep, records, clock, hb, board = rig
+    rep.phase_start("cri")
+    clock.t += 0.25
+    rep.info("cri", "writing containerd config")
+    rep.phase_done("cri", 0.25)
+    clock.t += 30
+    rep.phase_start("kubelet-start")
+    clock.t += 0.5
+    rep.info("cri", 'Writing sysctl settings to "/etc/sysctl.d/99-kbootd.conf"')
+    rep.warn("cri", "cannot set net.ipv4.ip_forward = 1 (now 0)")
+    got = [(r["KBOOTD_EVENT"], r["KBOOTD_PHASE"], r["KBOOTD_DURATION_MS"], r.get("KBOOTD_STEP")) for r in records]
+    assert got == [("start", "cri", "0", None), ("info", "cri", "250", None), ("done", "cri", "250", None),
+                   ("start", "kubelet-start", "0", None), ("info", "kubelet-start", "500", "cri"),
+                   ("warn", "kubelet-start", "500", "cri")]
+
+
 def test_retry_status_line(rig):
     rep, records, clock, hb, board = rig
     rep.phase_start("discovery")
-    rep.retry("discovery", 12, "waiting for https://10.0.0.10:6443 (connection refused)", 5)
+    rep.retry("discovery", 12, "waiting for https://10.0.0.10:6443: connection refused", 5)
     assert rep.notifier.statuses[-1] == \
-        "join: discovery: waiting for https://10.0.0.10:6443 (connection refused), attempt 12"
+        "join: discovery: waiting for https://10.0.0.10:6443: connection refused, attempt 12"
     r = records[-1]
     assert (r["KBOOTD_EVENT"], r["KBOOTD_ATTEMPT"], r["PRIORITY"]) == ("retry", "12", "5")
     assert board.data["state"] == "waiting" and board.data["attempt"] == 12
@@ -67,7 +89,7 @@ def test_retry_status_line(rig):
 
 def test_retries_are_logged_sparingly_but_always_shown(rig):
     rep, records, clock, hb, board = rig
-    cause = "waiting for https://10.0.0.10:6443 (connection refused)"
+    cause = "waiting for https://10.0.0.10:6443: connection refused"
     for attempt in range(1, 31):
         clock.t += 5
         rep.retry("discovery", attempt, cause, 5)
@@ -83,7 +105,7 @@ def test_retries_are_logged_sparingly_but_always_shown(rig):
 
 def test_status_file_follows_retries_at_a_slower_pace(rig):
     rep, records, clock, hb, board = rig
-    cause = "waiting for https://10.0.0.10:6443 (connection refused)"
+    cause = "waiting for https://10.0.0.10:6443: connection refused"
     for attempt in range(1, 11):
         clock.t += 1
         rep.retry("discovery", attempt, cause, 1)
@@ -120,3 +142,13 @@ def test_retrying_after_failure(rig):
     rep.retrying_after_failure(3, 40, "preflight: port 10250 in use")
     assert rep.notifier.statuses[-1] == "join: retrying after failure 3 in 40 s: preflight: port 10250 in use"
     assert rep.board.data["state"] == "retrying"
+
+
+def test_readmes_status_example_is_the_real_format(rig):
+    """The README shows what `systemctl status` shows: the reporter's line for the cause
+    discovery raises (kbootd/join/discovery.py: f"waiting for {url}: {reason}")."""
+    rep, *_ = rig
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    shown = re.search(r'Status: "(join: discovery: [^"]+)"', readme)[1]
+    rep.retry("discovery", 12, "waiting for https://10.0.0.10:6443: connection refused", 1)
+    assert shown == rep.notifier.statuses[-1]

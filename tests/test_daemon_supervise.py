@@ -113,6 +113,8 @@ def test_the_supervisor_process_is_lean():
 def test_process_reports_then_stops_on_sigterm(root, tmp_path):
     host = Host(Paths.rooted(root))
     st.save(host, st.State(role="worker", status=st.DONE, node_name="node-3", endpoint="https://10.0.0.10:6443"))
+    # What `kbootd run` reported before exec'ing the supervisor stays (e.g. the meta-data token warning).
+    StatusBoard(host).update(sources=["datasource metadata"], warnings=["the bootstrap token is in meta-data"])
     path = str(tmp_path / "notify.sock")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(path)
@@ -134,6 +136,8 @@ def test_process_reports_then_stops_on_sigterm(root, tmp_path):
         sock.close()
     status = json.loads(host.paths.at(host.paths.status_file).read_text())
     assert (status["state"], status["ready"], status["node"]) == ("stopped", True, "node-3")
+    assert status["warnings"] == ["the bootstrap token is in meta-data"]
+    assert status["sources"] == ["datasource metadata"]
     assert not host.paths.at(host.paths.lock_file).exists()
     assert "kbootd stopping" in p.stderr.read()
 

@@ -45,7 +45,8 @@ def test_permanent_errors_are_not_restarted(unit):
 
 def test_ordering_avoids_the_cloud_final_cycle_and_blocking_boot(unit):
     after = unit["Unit.After"]
-    assert "cloud-init.service" in after and "network-online.target" in after
+    # cloud-init's network stage under both names: up to 24.2, and 24.3+ (Debian 13).
+    assert {"cloud-init.service", "cloud-init-network.service", "network-online.target"} <= set(after)
     assert "cloud-final.service" not in after + unit.get("Unit.Requires", []) + unit.get("Unit.Wants", [])
     assert unit["Unit.DefaultDependencies"] == ["no"]  # multi-user.target must not wait for READY=1
     assert {"sysinit.target", "basic.target"} <= set(after)
@@ -63,6 +64,8 @@ def test_hardening_leaves_what_kbootd_writes_writable(unit):
               "/run/kbootd"]
     for path in needed:
         assert any(path == p or path.startswith(p.rstrip("/") + "/") for p in rw + state + run), path
+    # The cluster's data is not kbootd's state: `systemctl clean --what=state` must not reach it.
+    assert unit["Service.StateDirectory"] == ["kbootd"]
     # modprobe and sysctl
     assert unit["Service.ProtectKernelModules"] == ["no"] and unit["Service.ProtectKernelTunables"] == ["no"]
 

@@ -194,7 +194,7 @@ def test_deb_contains_exactly_the_expected_files(deb: Deb) -> None:
     dist_info = f"{py}/kbootd-{__version__}.dist-info"
     expected = {
         "/usr/bin/kbootd",
-        "/lib/systemd/system/kbootd.service",
+        "/usr/lib/systemd/system/kbootd.service",
         "/usr/share/bash-completion/completions/kbootd",
         "/usr/share/zsh/vendor-completions/_kbootd",
         "/usr/share/man/man1/kbootd.1.gz",
@@ -217,7 +217,7 @@ def test_deb_contains_exactly_the_expected_files(deb: Deb) -> None:
     assert deb.data["/usr/bin/kbootd"].mode == 0o755
     assert all(m.uname == "root" and m.gname == "root" for m in deb.data.values())
     assert deb.content["/usr/bin/kbootd"].startswith(b"#!/usr/bin/python3\n")
-    assert deb.content["/lib/systemd/system/kbootd.service"] == deb.source["units/kbootd.service"]
+    assert deb.content["/usr/lib/systemd/system/kbootd.service"] == deb.source["units/kbootd.service"]
     for p in _cloud_init_files(deb.source):
         assert deb.content[f"/usr/share/kbootd/cloud-init/{p}"] == deb.source[f"cloud-init/{p}"]
 
@@ -280,10 +280,8 @@ def test_lintian_is_clean_with_explained_overrides(deb: Deb) -> None:
     assert r.returncode == 0, r.stdout + r.stderr
     assert not [t for t in tags if t.startswith(("E:", "W:"))], tags
     assert not [t for t in tags if "unused-override" in t or "mismatched-override" in t], tags
-    # Info tags left on purpose (packaging/README.md, "Lint"): the unit has no
-    # Documentation= (units/kbootd.service is not packaging's file).
-    allowed = {"systemd-service-file-missing-documentation-key"}
-    assert {t.split()[2] for t in tags} <= allowed, tags
+    # Not even info tags (the unit has Documentation=, packaging/README.md "Lint").
+    assert not tags, tags
     for overrides in (PACKAGING / "deb/debian/kbootd.lintian-overrides",
                       PACKAGING / "deb/debian/source/lintian-overrides"):
         lines = overrides.read_text().splitlines()

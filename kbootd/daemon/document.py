@@ -32,7 +32,7 @@ from typing import Any
 from kbootd.config import validate as v
 from kbootd.config.model import BootstrapTokenSpec, InitConfig, JoinConfig, NodeRegistration
 from kbootd.daemon.inputs import Gathered, Source
-from kbootd.errors import SecurityError, ValidationError
+from kbootd.errors import ValidationError
 from kbootd.hostio import Host
 from kbootd.token import TOKEN_FORMAT, BootstrapToken, holds_token
 
@@ -139,11 +139,13 @@ def _kubeadm(value: Any, where: str) -> str:
 
 
 def _check_private(src: Source, host: Host) -> None:
-    """A bootstrap token is a credential: it may only come from a file no one but root can read."""
+    """A bootstrap token is a credential: it may only come from a file no one but root can read.
+    Exit 3 like any bad input the operator fixes on this machine (the file's mode), not 4,
+    which says the cluster's identity could not be verified (a pin, a signature)."""
     if not src.holds_secret or src.mode is None:
         return
     if src.mode & 0o077 or (host.paths.is_host and src.uid not in (0, None)):
-        raise SecurityError(
+        raise ValidationError(
             f"{src.path}: holds a bootstrap token but is readable by others than root "
             f"(mode {src.mode:04o}); kbootd refuses to use it: make it root-owned with mode 0600 "
             "(cloud-init write_files: permissions: '0600')")

@@ -61,6 +61,7 @@ class Daemon:
     heartbeat: Heartbeat
     verbosity: int = 0
     supervise: bool = True
+    notice: str = ""  # a warning about the inputs that STATUS keeps showing, even after READY=1
 
     # --- small helpers ------------------------------------------------------------------
     def warn(self, msg: str, phase: str = "") -> None:
@@ -83,6 +84,15 @@ class Daemon:
         if doc.role:
             self.journal.role = doc.role
         self.board.update(role=doc.role, sources=[s.name for s in gathered.sources])
+        if any(s.path == self.paths.cloudinit_sensitive and "token" in s.data for s in gathered.sources):
+            # kbootd reads the root-only copy, but cloud-init copies meta-data keys into
+            # the world-readable instance-data.json too (22.4 and 25.1 alike).
+            self.notice = ("the bootstrap token is in datasource meta-data (kbootd-token), which "
+                           "cloud-init also copies to the world-readable "
+                           "/run/cloud-init/instance-data.json: every local user can read it; "
+                           "deliver it with write_files (permissions: '0600') instead")
+            self.warn(self.notice, "inputs")
+            self.status(f"reading settings; warning: {self.notice}", warnings=[self.notice])
         return doc, document.fingerprint(doc, self.host)
 
     # --- the run ------------------------------------------------------------------------
@@ -195,6 +205,8 @@ class Daemon:
 
     def ready(self, state: st.State, text: str, interval: float, lock: InstanceLock) -> int:
         self.heartbeat.extending = False
+        if self.notice:
+            text = f"{text}; warning: {self.notice}"
         self.notifier.ready(text)
         self.board.update(state=DONE, ready=True, detail=text, phase=None, node=state.node_name,
                           endpoint=state.endpoint, error=None, exit_code=0, will_retry=False)

@@ -1,10 +1,16 @@
 """The daemon's Reporter (kbootd.report protocol): journald records, sd_notify STATUS, status.json.
 
 STATUS reads `<init|join>: <phase>` while a phase runs and
-`join: discovery: waiting for https://10.0.0.10:6443 (connection refused), attempt 12`
-while one retries. Retries update STATUS and status.json on every attempt but reach the
-journal only when the cause changes, for the first attempts, and then every few minutes:
-a worker may wait for its control plane for days.
+`join: discovery: waiting for https://10.0.0.10:6443: connection refused, attempt 12`
+while one retries. Retries update STATUS on every attempt; status.json at once when the
+cause changes and otherwise at most every RETRY_FILE_EVERY seconds (its attempt count may
+lag STATUS by that much; a 1.5 s retry loop need not rewrite it each time); the journal
+only when the cause changes, for the first attempts, and then every few minutes: a worker
+may wait for its control plane for days.
+
+A record named after a phase that has finished (join's kubelet-start re-runs the cri
+steps with the cluster's settings) belongs to the phase running now: it gets that phase
+and its duration, and KBOOTD_STEP names the step.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ class DaemonReporter:
         self._last_cause: dict[str, str] = {}
         self._last_logged: dict[str, float] = {}
         self._last_written = -RETRY_FILE_EVERY
+        self._finished: set[str] = set()
         self.current: str | None = None
 
     # --- helpers ------------------------------------------------------------------------
@@ -48,6 +55,12 @@ class DaemonReporter:
     def _touch(self) -> None:
         if self.heartbeat is not None:
             self.heartbeat.touch()
+
+    def _owner(self, phase: str) -> tuple[str, dict[str, str]]:
+        """(the phase a record belongs to, extra fields): see the module docstring."""
+        if phase in self._finished and self.current and self.current not in self._finished:
+            return self.current, {"step": phase}
+        return phase, {}
 
     def _status(self, text: str, **board: object) -> None:
         self.notifier.status(text)
@@ -67,6 +80,7 @@ class DaemonReporter:
         ms = int(seconds * 1000)
         self.journal.log("done", f"{self.engine_role}: {phase}: done in {ms} ms", phase=phase,
                          attempt=self._attempts.get(phase, 0), duration_ms=ms)
+        self._finished.add(phase)
         done = list(self.board.data.get("phases_done") or [])
         self.board.update(phases_done=[*done, phase], state=RUNNING, attempt=0)
 
@@ -83,13 +97,15 @@ class DaemonReporter:
 
     def info(self, phase: str, msg: str) -> None:
         self._touch()
+        phase, extra = self._owner(phase)
         self.journal.log("info", msg, phase=phase, attempt=self._attempts.get(phase, 0),
-                         duration_ms=self._elapsed_ms(phase))
+                         duration_ms=self._elapsed_ms(phase), **extra)
 
     def warn(self, phase: str, msg: str) -> None:
         self._touch()
+        phase, extra = self._owner(phase)
         self.journal.log("warn", msg, phase=phase, attempt=self._attempts.get(phase, 0),
-                         duration_ms=self._elapsed_ms(phase))
+                         duration_ms=self._elapsed_ms(phase), **extra)
 
     def retry(self, phase: str, attempt: int, cause: str, next_in: float) -> None:
         self._touch()

@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         journal.role = s.role or ""
         previous = read(host) or {}
-        keep = {k: previous[k] for k in ("sources", "phases_done", "started_at") if k in previous}
+        keep = {k: previous[k] for k in ("sources", "phases_done", "started_at", "warnings") if k in previous}
         board = StatusBoard(host, role=s.role, node=s.node_name, endpoint=s.endpoint, ready=True,
                             state=DONE, **keep)
         checker = Checker(host, s.role or "worker", s.node_name or "")

@@ -1,13 +1,25 @@
 #!/bin/bash
-# Build (once) and cache the Debian 12 root filesystem that every e2e test host boots from.
-# Usage: build-image.sh [CACHE_DIR]   -> prints the path of the cached .tar.zst on stdout
+# Build (once) and cache the Debian root filesystem that every e2e test host boots from.
+# Usage: SUITE=bookworm|trixie build-image.sh [CACHE_DIR]  -> the cached .tar.zst on stdout
 # Needs: root, debootstrap, zstd, network to the Debian mirror (only on a cache miss).
 # The cache key hashes this file, the suite, the mirror and the package list, so editing the
 # recipe or the packages below rebuilds the image; everything else reuses it (~70 s saved).
 set -euo pipefail
 CACHE=${1:-${KBOOTD_E2E_CACHE:-/var/cache/kbootd-e2e}}
 SUITE=${SUITE:-bookworm}
-MIRROR=${MIRROR:-http://deb.debian.org/debian}
+# The Debian mirror this machine's apt already uses (MIRROR= / SECURITY_MIRROR= override):
+# the first URI of the deb822 sources that is not the security archive, else sources.list.
+sources_uris() {
+  { awk '/^URIs:/ {for (i = 2; i <= NF; i++) print $i}' /etc/apt/sources.list.d/*.sources
+    awk '$1 == "deb" {print ($2 ~ /^\[/) ? $3 : $2}' /etc/apt/sources.list /etc/apt/sources.list.d/*.list
+  } 2>/dev/null || true
+}
+MIRROR=${MIRROR:-$(sources_uris | grep -v -- '-security' | grep -m1 '/debian/\?$' || true)}
+[ -n "$MIRROR" ] || { echo "build-image.sh: no Debian mirror in the apt sources; set MIRROR=" >&2; exit 3; }
+MIRROR=${MIRROR%/}
+SECURITY_MIRROR=${SECURITY_MIRROR:-$(sources_uris | grep -m1 -- '-security/\?$' || true)}
+SECURITY_MIRROR=${SECURITY_MIRROR:-${MIRROR%/debian}/debian-security}
+SECURITY_MIRROR=${SECURITY_MIRROR%/}
 # What kbootd needs at run time from Debian (its deb's Depends), plus systemd and cloud-init.
 # python3-cffi-backend is named explicitly: debootstrap does not resolve the virtual
 # python3-cffi-backend-api-* that python3-cryptography depends on and would leave
@@ -43,7 +55,7 @@ CFG
 cat > "$R/etc/apt/sources.list" <<SRC
 deb $MIRROR $SUITE main
 deb $MIRROR $SUITE-updates main
-deb http://deb.debian.org/debian-security $SUITE-security main
+deb $SECURITY_MIRROR $SUITE-security main
 SRC
 # Timers that only add noise to test journals.
 for t in apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer fstrim.timer; do

@@ -2,7 +2,9 @@
 
 Skips (with the reason) when the machine cannot run containers; in CI (CI=true) as root
 the same conditions fail instead, so a broken harness cannot hide behind a skip.
-Environment: KBOOTD_E2E_CACHE (image cache, default /var/cache/kbootd-e2e),
+Every e2e test runs once per Debian release (image.SUITES: bookworm and trixie; the test
+ids say which). Environment: KBOOTD_E2E_SUITES (e.g. "trixie": fewer releases),
+KBOOTD_E2E_CACHE (image cache, default /var/cache/kbootd-e2e),
 KBOOTD_E2E_ARTEFACTS (failed hosts' journals), KBOOTD_ARTEFACT (a prebuilt .whl or .deb
 to install instead of building a wheel from this checkout).
 """
@@ -41,10 +43,16 @@ def _say(config: pytest.Config, line: str) -> None:
             tr.write_line(line)
 
 
+@pytest.fixture(scope="session", params=image.SUITES)
+def e2e_suite(request: pytest.FixtureRequest) -> str:
+    """The Debian release (suite name) the hosts of this test boot."""
+    return request.param
+
+
 @pytest.fixture(scope="session")
-def e2e_image(request: pytest.FixtureRequest) -> Iterator[Path]:
-    """The unpacked base root (read-only overlay lower dir); reaps dead runs' leftovers
-    first and this run's at the end."""
+def e2e_image(request: pytest.FixtureRequest, e2e_suite: str) -> Iterator[Path]:
+    """The suite's unpacked base root (read-only overlay lower dir); reaps dead runs'
+    leftovers first and this run's at the end (of each suite)."""
     try:
         image.check_machine()
     except image.Unavailable as e:
@@ -52,7 +60,7 @@ def e2e_image(request: pytest.FixtureRequest) -> Iterator[Path]:
     for item in reap_leftovers():
         _say(request.config, f"[e2e] reaped leftover {item}")
     try:
-        root = image.unpack(image.build_base_image())
+        root = image.unpack(image.build_base_image(e2e_suite))
     except image.Unavailable as e:
         _unavailable(str(e))
     yield root

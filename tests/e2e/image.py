@@ -1,6 +1,7 @@
-"""The base root file system every e2e host boots from: Debian 12 with systemd, cloud-init
-and kbootd's Debian dependencies, built once by build-image.sh, cached as a tarball keyed
-by its recipe, and unpacked once next to it as the read-only lower layer of host overlays."""
+"""The base root file systems e2e hosts boot from: one per Debian release (SUITES), with
+systemd, cloud-init and kbootd's Debian dependencies, built once by build-image.sh, cached
+as a tarball keyed by its recipe, and unpacked once next to it as the read-only lower layer
+of host overlays."""
 
 from __future__ import annotations
 
@@ -19,6 +20,18 @@ TOOLS = {"systemd-nspawn": "systemd-container", "debootstrap": "debootstrap",
          "tar": "tar", "chroot": "coreutils"}
 BUILD_TIMEOUT = 1200      # debootstrap over a slow mirror; a warm cache returns at once
 
+# The releases kbootd is tested on, and what each ships (checked by test_e2e_smoke, so a
+# new point release that changes them is noticed and the README's platform line updated).
+RELEASES = {
+    "bookworm": {"debian": "12", "systemd": "252", "cloud-init": "22.4", "python": "3.11",
+                 "cryptography": "38."},
+    "trixie": {"debian": "13", "systemd": "257", "cloud-init": "25.1", "python": "3.13",
+               "cryptography": "43."},
+}
+# KBOOTD_E2E_SUITES=bookworm (comma-separated) runs the e2e on fewer releases.
+SUITES = tuple(s.strip() for s in os.environ.get("KBOOTD_E2E_SUITES", ",".join(RELEASES)).split(",")
+               if s.strip())
+
 
 class Unavailable(Exception):
     """The machine cannot run e2e hosts (a skip locally, a failure in CI)."""
@@ -36,19 +49,21 @@ def check_machine() -> None:
         raise Unavailable("no cgroup v2 hierarchy (needed to give each container its own cgroup)")
 
 
-def build_base_image(cache: Path = CACHE) -> Path:
-    """The cached rootfs tarball, built on a cache miss (~70-100 s, needs the Debian mirror)."""
+def build_base_image(suite: str = "bookworm", cache: Path = CACHE) -> Path:
+    """The suite's cached rootfs tarball, built on a cache miss (~70-160 s, needs the
+    Debian mirror of the machine's apt sources)."""
     cache.mkdir(parents=True, exist_ok=True)
-    log = cache / "build.log"
+    log = cache / f"build-{suite}.log"
     with open(log, "wb") as err:
         try:
             r = subprocess.run([str(BUILD_SCRIPT), str(cache)], stdout=subprocess.PIPE,
-                               stderr=err, timeout=BUILD_TIMEOUT, check=False)
+                               stderr=err, timeout=BUILD_TIMEOUT, check=False,
+                               env={**os.environ, "SUITE": suite})
         except subprocess.TimeoutExpired:
             raise Unavailable(f"base image build exceeded {BUILD_TIMEOUT}s; log: {log}") from None
     if r.returncode != 0:
         tail = log.read_text(errors="replace").strip().splitlines()[-15:]
-        raise Unavailable(f"base image build failed (rc={r.returncode}; no network to the "
+        raise Unavailable(f"{suite} image build failed (rc={r.returncode}; no network to the "
                           f"Debian mirror?); log: {log}\n" + "\n".join(tail))
     return Path(r.stdout.decode().strip().splitlines()[-1])
 

@@ -201,6 +201,11 @@ class Network:
         sh("ip", "-n", self.switch, "link", "set", port, "master", "br0", "up")
         sh("ip", "-n", ns, "addr", "add", f"{ip}/24", "dev", "eth0")
         sh("ip", "-n", ns, "link", "set", "eth0", "up")
+        # A node forwards pod traffic (kbootd's preflight requires it). A new netns starts
+        # with ip_forward=0, and the container cannot change it: nspawn sharing a netns it
+        # did not create keeps /proc/sys read-only (systemd 257 under kbootd's sandbox too).
+        # Preset it here, as a cloud image's sysctl.d would on a real machine.
+        sh("nsenter", f"--net=/run/netns/{ns}", "--", "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
         return ns
 
     def detach(self, ns: str) -> None:

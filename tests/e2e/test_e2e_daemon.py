@@ -1,7 +1,8 @@
-"""The daemon end to end on real systemd 252 and cloud-init 22.4: a freshly booted machine
-becomes a control plane or a worker with no human step.
+"""The daemon end to end on real systemd and cloud-init (Debian 12: 252 and 22.4; Debian 13:
+257 and 25.1; every test runs on each): a freshly booted machine becomes a control plane or
+a worker with no human step.
 
-Hosts (systemd-nspawn, Debian 12, private bridge 10.213.0.0/24), each seeded with NoCloud
+Hosts (systemd-nspawn, private bridge 10.213.0.0/24), each seeded with NoCloud
 user-data whose write_files puts /etc/kbootd/kbootd.yaml (0600) in place, as in
 cloud-init/examples/:
 
@@ -288,6 +289,15 @@ def test_worker_joins(cluster: Cluster) -> None:
     entries = s.kbootd_entries(w)
     for phase in (p.name for p in JOIN):
         assert len(_events(entries, "done", phase)) == 1, f"join phase {phase} did not finish once"
+    # kubelet-start applies the cri settings again (the cluster's): those records are
+    # kubelet-start's, timed from its start, the step named; none is filed under cri.
+    cri_done = _events(entries, "done", "cri")[0]
+    after_cri = entries[entries.index(cri_done) + 1:]
+    assert not [e for e in after_cri if e.get("KBOOTD_PHASE") == "cri"], "records filed under the finished cri"
+    steps = [e for e in after_cri if e.get("KBOOTD_STEP") == "cri"]
+    assert steps and all(e["KBOOTD_PHASE"] == "kubelet-start" for e in steps), steps
+    took = int(_events(entries, "done", "kubelet-start")[0]["KBOOTD_DURATION_MS"])
+    assert all(int(e["KBOOTD_DURATION_MS"]) <= took for e in steps), (took, steps)
 
 
 # ------------------------------------------------------------------ 7. no secret leaks

@@ -1,4 +1,4 @@
-"""The .deb on a real Debian 12 host (systemd 252, cloud-init 22.4): apt resolves every
+"""The .deb on real Debian 12 and 13 hosts (systemd 252/257, cloud-init 22.4/25.1): apt resolves every
 dependency from Debian's packages in the image (offline), the unit is enabled but never
 started by the install nor restarted by an upgrade, the service fails cleanly without
 settings, and remove/purge keep or remove exactly kbootd's own files.
@@ -36,7 +36,9 @@ UPGRADE_VERSION = f"{__version__}+e2e1"
 CLUSTER_MARKERS = ("/etc/kubernetes/marker", "/var/lib/kubelet/marker", "/var/lib/etcd/marker")
 # Turns kbootd.service into a long-running stand-in, to see whether an upgrade restarts
 # it and a removal stops it (the unit's sandboxing, directories and ordering stay).
-STANDIN = "[Service]\nType=simple\nExecStart=\nExecStart=/bin/sleep infinity\nWatchdogSec=0\n"
+# Type=exec: `systemctl start` returns once the program runs, so StateDirectory= exists
+# (with Type=simple, systemd 257 may answer before it creates it: a race in the checks).
+STANDIN = "[Service]\nType=exec\nExecStart=\nExecStart=/bin/sleep infinity\nWatchdogSec=0\n"
 
 
 def _in_ci() -> bool:
@@ -159,8 +161,22 @@ def test_kbootd_command_and_files(imaged: Host) -> None:
 def test_unit_is_enabled_and_started_at_boot(imaged: Host) -> None:
     assert imaged.run(["systemctl", "is-enabled", "kbootd"], check=False).stdout.strip() == "enabled"
     props = imaged.show("kbootd", "FragmentPath", "UnitFileState", "ExecMainStartTimestampMonotonic")
-    assert props["FragmentPath"] == "/lib/systemd/system/kbootd.service", props
+    # The deb ships it in /usr/lib (the /usr-merge); /lib is a symlink to /usr/lib on both
+    # releases, so systemd may name it by either path.
+    assert "/usr/lib/systemd/system/kbootd.service" in imaged.run(["dpkg", "-L", "kbootd"]).stdout.split()
+    assert props["FragmentPath"] in ("/usr/lib/systemd/system/kbootd.service",
+                                     "/lib/systemd/system/kbootd.service"), props
     assert props["ExecMainStartTimestampMonotonic"] not in ("", "0"), "kbootd did not run at boot"
+    # After cloud-init's network stage (it runs write_files), whichever name this release's
+    # cloud-init gives it: cloud-init.service (22.4) or cloud-init-network.service (24.3+).
+    stages = [u for u in ("cloud-init.service", "cloud-init-network.service")
+              if imaged.show(u, "LoadState")["LoadState"] == "loaded"]
+    assert len(stages) == 1, stages
+    stage = imaged.show(stages[0], "ActiveEnterTimestampMonotonic", "ActiveState")
+    assert stage["ActiveState"] == "active", stage
+    assert stages[0] in imaged.show("kbootd", "After")["After"].split()
+    assert int(props["ExecMainStartTimestampMonotonic"]) >= int(stage["ActiveEnterTimestampMonotonic"]), \
+        (stages[0], stage, props)
 
 
 def test_service_without_settings_fails_cleanly_and_does_not_loop(imaged: Host) -> None:
