@@ -9,7 +9,13 @@ from kbootd.config.model import BootstrapTokenSpec, ExtraArgs, Networking, NodeR
 from kbootd.config.yamlsrc import Fields
 from kbootd.duration import parse_duration
 from kbootd.errors import ValidationError
-from kbootd.token import DEFAULT_GROUPS, DEFAULT_USAGES, BootstrapToken, validate_groups, validate_usages
+from kbootd.token import (
+    DEFAULT_GROUPS,
+    DEFAULT_USAGES,
+    BootstrapToken,
+    validate_groups,
+    validate_usages,
+)
 
 
 def token(f: Fields, key: str) -> BootstrapToken | None:
