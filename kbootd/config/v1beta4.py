@@ -236,9 +236,9 @@ def bind_port(ep: Fields) -> int:
 
 def external_etcd(xf: Fields, endpoints: tuple[str, ...]) -> ExternalEtcd:
     """ValidateEtcd's rules for etcd.external."""
-    ca = xf.str("caFile", "", check=v.absolute_path) or ""
-    cert = xf.str("certFile", "", check=v.absolute_path) or ""
-    key = xf.str("keyFile", "", check=v.absolute_path) or ""
+    ca = xf.str("caFile", check=v.absolute_path) or ""
+    cert = xf.str("certFile", check=v.absolute_path) or ""
+    key = xf.str("keyFile", check=v.absolute_path) or ""
     if bool(cert) != bool(key):
         raise xf.error("certFile" if not cert else "keyFile",
                        "give both certFile and keyFile, or neither")

@@ -277,7 +277,10 @@ def endpoint(value: object, where: str, default_port: int | None = 6443) -> str:
     v = str(value).strip()
     if v.startswith(("https://", "http://")):
         raise ValidationError(f"{where}: {v!r}: give host:port without a scheme")
-    host, _, p = v.rpartition(":") if (v.count(":") == 1 or v.startswith("[")) else (v, "", "")
+    if v.startswith("[") and v.endswith("]"):
+        host, p = v, ""  # a bracketed IPv6 address without a port
+    else:
+        host, _, p = v.rpartition(":") if (v.count(":") == 1 or v.startswith("[")) else (v, "", "")
     if not host:
         host, p = v, ""
     h = host.strip("[]")
