@@ -515,3 +515,14 @@ def test_migrate_new_config_unwritable_is_exit_3(tmp_path, capsys):
     assert main(["config", "migrate", "--old-config", old, "--new-config", str(tmp_path / "no" / "x.yaml")]) == 3
     assert "--new-config" in capsys.readouterr().err
     assert os.path.exists(old)
+
+
+@pytest.mark.parametrize("given", ["foo.conf", "/nowhere/foo.conf"])
+def test_missing_discovery_file_exits_3_before_any_phase(tmp_path, monkeypatch, capsys, given):
+    """ValidateDiscoveryKubeConfigPath: "not a valid HTTPS URL or a file on disk" (relative to the CWD)."""
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "root"
+    rc = main(["join", "--discovery-file", given, "--root", str(root), "--ignore-preflight-errors", "all"])
+    out = capsys.readouterr()
+    assert rc == 3 and "--discovery-file" in out.err and "no such file" in out.err
+    assert not root.exists() and "[preflight]" not in out.out

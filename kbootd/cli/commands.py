@@ -42,6 +42,15 @@ def load_init(args: argparse.Namespace, rep: Any):
 
 def load_join(args: argparse.Namespace, rep: Any):
     cfg = _load(args, rep, "join")
+    if cfg.discovery_file and cfg.discovery_file.startswith("/"):
+        # ValidateDiscoveryKubeConfigPath: a discovery file must exist before any phase runs.
+        from kbootd.paths import Paths
+
+        if not Paths.rooted(args.root or "/").at(cfg.discovery_file).is_file():
+            where = ("--discovery-file" if cfg.source == "flags"
+                     else f"{cfg.source}: JoinConfiguration.discovery.file.kubeConfigPath")
+            raise ValidationError(f"{where}: {cfg.discovery_file}: no such file "
+                                  "(expected a kubeconfig file or an https:// URL)")
     if getattr(args, "discovery_timeout", None):
         from dataclasses import replace
 
