@@ -67,6 +67,8 @@ def cidrs(value: object, where: str, warn: Callable[[str], None] | None = None) 
                               "CIDRs, one of each family, for dual-stack networking, e.g. 10.96.0.0/12")
     out = []
     for p in parts:
+        if "/" not in p:  # ParseCIDRs: an address is not a CIDR (ip_network would read it as /32)
+            raise ValidationError(f"{where}: {p!r} is an address, not a CIDR; expected e.g. 10.96.0.0/12")
         try:
             net = ipaddress.ip_network(p, strict=False)
         except ValueError as e:
