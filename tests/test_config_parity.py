@@ -573,3 +573,17 @@ def test_missing_discovery_file_exits_3_before_any_phase(tmp_path, monkeypatch, 
     out = capsys.readouterr()
     assert rc == 3 and "--discovery-file" in out.err and "no such file" in out.err
     assert not root.exists() and "[preflight]" not in out.out
+
+
+@pytest.mark.parametrize("text,where", [
+    (CLUSTER4 + "networking:\n  serviceSubnet: 10.0.0.0/8\n", "k.yaml:4: ClusterConfiguration.networking.serviceSubnet"),
+    (CLUSTER4 + "networking:\n  dnsDomain: cluster.local\n  podSubnet: 10.244.0.0/25\n",
+     "k.yaml:5: ClusterConfiguration.networking.podSubnet"),
+    (CLUSTER4 + "networking:\n  podSubnet: 10.244.0.0/16\n" + CM + "  - name: node-cidr-mask-size-ipv4\n    value: big\n",
+     "k.yaml:5: ClusterConfiguration.controllerManager.extraArgs.node-cidr-mask-size-ipv4"),
+    (CLUSTER4 + "etcd:\n  external:\n    endpoints: [e:2379]\n", "k.yaml:5: ClusterConfiguration.etcd.external.endpoints"),
+])
+def test_new_rules_name_file_line_and_field(text, where):
+    with pytest.raises(ValidationError) as e:
+        load(text)
+    assert str(e.value).startswith(where + ":"), str(e.value)

@@ -123,3 +123,16 @@ def networking(f: Fields | None, warn: Callable[[str], None] | None = None) -> N
     v.check_overlap(net.service_subnet, net.pod_subnet, f.where("podSubnet"))
     f.finish()
     return net
+
+
+def check_networking(net: Networking, nf: Fields | None, cm_args: ExtraArgs, args_where: str, fallback: str) -> None:
+    """kubeadm's ValidateNetworking size rules, naming file:line when the block came from a file
+    (check_init applies the same rules again to every source)."""
+    def where(key: str) -> str:
+        return nf.where(key) if nf is not None and nf.has(key) else f"{fallback}: networking.{key}"
+
+    v.subnet_min_size(net.service_subnet, v.MIN_SERVICE_SUBNET_ADDRESSES, where("serviceSubnet"))
+    v.service_subnet_size(net.service_subnet, where("serviceSubnet"))
+    if net.pod_subnet:
+        v.subnet_min_size(net.pod_subnet, v.MIN_POD_SUBNET_ADDRESSES, where("podSubnet"))
+        v.pod_subnet_node_mask(net.pod_subnet, cm_args, where("podSubnet"), args_where)

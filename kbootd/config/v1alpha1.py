@@ -43,7 +43,10 @@ def master(f: Fields, warn, source: str) -> InitConfig:
             local = None
         else:
             local = LocalEtcd(data_dir=data_dir, image=image, extra_args=extra)
-    net = common.networking(f.sub("networking"), warn)
+    nf = f.sub("networking")
+    net = common.networking(nf, warn)
+    common.check_networking(net, nf, f.str_map("controllerManagerExtraArgs"),
+                            f.where("controllerManagerExtraArgs"), f.where())
     modes = f.str_list("authorizationModes", d.authorization_modes)
     for m in modes:
         v.one_of(v.AUTHORIZATION_MODES)(m, f.where("authorizationModes"))

@@ -103,9 +103,11 @@ def cluster(f: Fields, warn) -> ClusterConfig:
             xf.finish()
             local = None
         ef.finish()
-    net = common.networking(f.sub("networking"), warn)
+    nf = f.sub("networking")
+    net = common.networking(nf, warn)
     api, sans = _component(f.sub("apiServer"), with_sans=True)
     cm, _ = _component(f.sub("controllerManager"))
+    common.check_networking(net, nf, cm.extra_args, f.where("controllerManager") + ".extraArgs", f.where())
     sch, _ = _component(f.sub("scheduler"))
     dns_disabled, dns_repo, dns_tag = False, None, None
     if (df := f.sub("dns")) is not None:
