@@ -587,3 +587,25 @@ def test_new_rules_name_file_line_and_field(text, where):
     with pytest.raises(ValidationError) as e:
         load(text)
     assert str(e.value).startswith(where + ":"), str(e.value)
+
+
+def test_daemon_document_embeds_v1beta3_and_injects_its_discovery(tmp_path):
+    """The daemon's kbootd document may embed a v1beta3 JoinConfiguration; its own token,
+    endpoint and pin still go into it (as for v1beta4)."""
+    from kbootd.daemon import document
+    from kbootd.daemon.inputs import Gathered, Source
+    from kbootd.hostio import Host
+    from kbootd.paths import Paths
+
+    embedded = (JOIN3 + "nodeRegistration:\n  name: worker-1\n  kubeletExtraArgs:\n    v: '2'\n"
+                "discovery:\n  timeout: 1m\n  bootstrapToken:\n    apiServerEndpoint: 10.0.0.10:6443\n")
+    data = {"role": "worker", "token": "zzzzzz.0123456789abcdef", "unsafeSkipCAVerification": "true",
+            "kubeadm": embedded}
+    name = "/etc/kbootd/kbootd.yaml"
+    src = Source(name, name, data, {k: f"{name}: {k}" for k in data}, header=False)
+    host = Host(Paths.rooted(tmp_path))
+    warned: list[str] = []
+    cfg = document.build(document.merge(Gathered([src], ["(test)"]), host), host, warned.append)
+    assert cfg.discovery_token.id == "zzzzzz" and cfg.api_server_endpoints == ("10.0.0.10:6443",)
+    assert cfg.node.kubelet_extra_args == (("v", "2"),)
+    assert any("deprecated API spec" in m for m in warned)
