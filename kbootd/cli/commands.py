@@ -261,6 +261,7 @@ def config_migrate(args: argparse.Namespace) -> int:
     try:
         # 0600: the file may hold bootstrap tokens, as the old one did.
         fd = os.open(args.new_config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # also when the file already existed with a wider mode
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(out)
     except OSError as e:

@@ -183,8 +183,9 @@ def build(only: str | None = None) -> argparse.ArgumentParser:
             .set_defaults(_handler="kbootd.cli.commands:config_print_init")
         ps.add_parser("join-defaults", help="Default JoinConfiguration (v1beta4)") \
             .set_defaults(_handler="kbootd.cli.commands:config_print_join")
-        mg = cs.add_parser("migrate", help="Read a v1beta3/v1beta4 or the spec's v1alpha1 configuration file and "
-                                          "write the same configuration as kubeadm.k8s.io/v1beta4")
+        mg_help = ("Read a v1beta3/v1beta4 or the spec's v1alpha1 configuration file and write the same "
+                   "configuration as kubeadm.k8s.io/v1beta4, with kubeadm's defaults filled in")
+        mg = cs.add_parser("migrate", help=mg_help, description=mg_help)
         mg.add_argument("--old-config", required=True, metavar="FILE",
                         help="the configuration file to convert (mandatory)")
         mg.add_argument("--new-config", metavar="FILE",
@@ -193,8 +194,9 @@ def build(only: str | None = None) -> argparse.ArgumentParser:
                         help="accepted for kubeadm compatibility; kbootd writes only v1beta4")
         mg.add_argument("-v", "--verbosity", type=int, default=0, metavar="N", help="log level")
         mg.set_defaults(_handler="kbootd.cli.commands:config_migrate")
-        va = cs.add_parser("validate", help="Check a kubeadm configuration file as init/join would, strict "
-                                           "decoding included; prints ok")
+        va_help = ("Check a kubeadm configuration file as init/join would, duplicate keys and unknown "
+                   "component-config fields included; prints ok, or exits 3 naming file:line and field")
+        va = cs.add_parser("validate", help=va_help, description=va_help)
         va.add_argument("--config", required=True, metavar="FILE", help="the configuration file to check")
         va.add_argument("--allow-experimental-api", action="store_true",
                         help="accepted for kubeadm compatibility")

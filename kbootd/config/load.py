@@ -54,7 +54,6 @@ class Parsed:
     # Strict-decoding findings (duplicate keys, unknown component-config fields): warnings on
     # init/join, errors in `config validate`, as in kubeadm.
     strict: list[str] = field(default_factory=list)
-    legacy: bool = False  # v1alpha1: one kind, its own rules
 
 
 def parse_file(path: str, warn: Warn, text: str | None = None) -> Parsed:
@@ -100,14 +99,12 @@ def parse_file(path: str, warn: Warn, text: str | None = None) -> Parsed:
             warn(f"{path}: kubeadm.k8s.io/v1alpha1 is the spec's format; kubeadm today reads "
                  "v1beta4 (see `kbootd config migrate`)")
             check_init(out.init, path)
-            out.legacy = True
             return out
         elif api == v1alpha1.API and kind == "NodeConfiguration":
             warn(f"{path}: kubeadm.k8s.io/v1alpha1 is the spec's format; kubeadm today reads v1beta4 "
                  "(see `kbootd config migrate`)")
             out.join = replace(v1alpha1.node(f), source=path)
             check_join(out.join, path)
-            out.legacy = True
             return out
         elif str(api).startswith("kubeadm.k8s.io/"):
             raise ValidationError(
