@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -74,7 +75,8 @@ def images_for(c: ClusterConfig, warn: Callable[[str], None] | None = None) -> I
     def img(name: str, tag: str, r: str | None = None) -> str:
         return f"{(r or repo).rstrip('/')}/{name}{suffix}:{tag}"
 
-    kv = c.kubernetes_version
+    # kubeadm's KubernetesVersionToImageTag: a tag holds only [-a-zA-Z0-9_.] (v1.32.0+abc -> v1.32.0_abc).
+    kv = re.sub(r"[^-a-zA-Z0-9_.]", "_", c.kubernetes_version)
     cp = {n: unified or img(n, kv) for n in ("kube-apiserver", "kube-controller-manager", "kube-scheduler")}
     dns_repo = c.dns_image_repository
     if dns_repo:

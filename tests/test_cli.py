@@ -95,7 +95,7 @@ def test_init_flags_build_the_model():
     assert c.cluster.networking.service_subnet == "10.97.0.0/16"
     assert c.cluster.networking.dns_domain == "corp.local"
     assert c.bootstrap_tokens[0].ttl == 0
-    assert c.cluster.control_plane_endpoint == "lb.example.com:6443"
+    assert c.cluster.control_plane_endpoint == "lb.example.com:6444"  # takes the bind port, as kubeadm
     assert c.cluster.image_repository == "r.example.com"
     assert c.cluster.feature_gates == (("EtcdLearnerMode", False),)
 

@@ -42,6 +42,15 @@ def load_init(args: argparse.Namespace, rep: Any):
 
 def load_join(args: argparse.Namespace, rep: Any):
     cfg = _load(args, rep, "join")
+    if cfg.discovery_file and cfg.discovery_file.startswith("/"):
+        # ValidateDiscoveryKubeConfigPath: a discovery file must exist before any phase runs.
+        from kbootd.paths import Paths
+
+        if not Paths.rooted(args.root or "/").at(cfg.discovery_file).is_file():
+            where = ("--discovery-file" if cfg.source == "flags"
+                     else f"{cfg.source}: JoinConfiguration.discovery.file.kubeConfigPath")
+            raise ValidationError(f"{where}: {cfg.discovery_file}: no such file "
+                                  "(expected a kubeconfig file or an https:// URL)")
     if getattr(args, "discovery_timeout", None):
         from dataclasses import replace
 
@@ -57,6 +66,11 @@ def _run_workflow(args: argparse.Namespace, role: str, only: str | None = None) 
 
     rep = _reporter(args)
     cfg = load_init(args, rep) if role == "init" else load_join(args, rep)
+    from kbootd.config import validate as v
+
+    # kubeadm's ValidateIgnorePreflightErrors over the flag and the file together.
+    v.ignore_preflight_errors(tuple(args.ignore_preflight_errors or ()) + tuple(cfg.node.ignore_preflight_errors),
+                              "--ignore-preflight-errors")
     ignore = tuple(args.ignore_preflight_errors or ()) + (("all",) if args.skip_preflight_checks else ())
     ctx = engine.run(
         role, cfg, reporter=rep, root=args.root or "/", dry_run=args.dry_run,
@@ -170,7 +184,7 @@ def token_list(args: argparse.Namespace) -> int:
 def token_delete(args: argparse.Namespace) -> int:
     from kbootd.cluster import tokens
 
-    ctx = _api_context(args)
+    ctx = _api_context(args, dry_run=args.dry_run)
     sys.stdout.write(tokens.run_delete(ctx, _kubeconfig(args, ctx), args.tokens))
     return 0
 
@@ -228,6 +242,39 @@ def config_print_join(args: argparse.Namespace) -> int:
     from kbootd.config.printer import dump, join_defaults_doc
 
     sys.stdout.write(dump([join_defaults_doc(JoinConfig())]))
+    return 0
+
+
+def config_migrate(args: argparse.Namespace) -> int:
+    from kbootd.config.load import read_config_file
+    from kbootd.config.migrate import migrate
+
+    rep = _reporter(args)
+    try:
+        text = read_config_file(args.old_config)
+    except ValidationError as e:
+        raise ValidationError(str(e).replace("--config:", "--old-config:", 1)) from None
+    out = migrate(args.old_config, lambda m: rep.warn("config", m), text)
+    if not args.new_config:
+        sys.stdout.write(out)
+        return 0
+    try:
+        # 0600: the file may hold bootstrap tokens, as the old one did.
+        fd = os.open(args.new_config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # also when the file already existed with a wider mode
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(out)
+    except OSError as e:
+        raise ValidationError(f"--new-config: {args.new_config}: cannot write: {e}") from None
+    return 0
+
+
+def config_validate(args: argparse.Namespace) -> int:
+    from kbootd.config.migrate import validate
+
+    rep = _reporter(args)
+    validate(args.config, lambda m: rep.warn("config", m))
+    sys.stdout.write("ok\n")
     return 0
 
 

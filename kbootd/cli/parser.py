@@ -160,7 +160,7 @@ def build(only: str | None = None) -> argparse.ArgumentParser:
         d.set_defaults(_handler="kbootd.cli.commands:token_delete")
         for sp in (c, ls, d):
             _kubeconfig_flag(sp)
-            _common(sp, dry_run=False)
+            _common(sp, dry_run=sp is d)  # kubeadm's token delete --dry-run
     if (p := cmd("config", "Print and inspect configuration", "kbootd.cli.commands:config")):
         cs = p.add_subparsers(dest="config_command", metavar="SUBCOMMAND", parser_class=KbootdArgumentParser)
         cs.required = True
@@ -185,6 +185,25 @@ def build(only: str | None = None) -> argparse.ArgumentParser:
             .set_defaults(_handler="kbootd.cli.commands:config_print_init")
         ps.add_parser("join-defaults", help="Default JoinConfiguration (v1beta4)") \
             .set_defaults(_handler="kbootd.cli.commands:config_print_join")
+        mg_help = ("Read a v1beta3/v1beta4 or the spec's v1alpha1 configuration file and write the same "
+                   "configuration as kubeadm.k8s.io/v1beta4, with kubeadm's defaults filled in")
+        mg = cs.add_parser("migrate", help=mg_help, description=mg_help)
+        mg.add_argument("--old-config", required=True, metavar="FILE",
+                        help="the configuration file to convert (mandatory)")
+        mg.add_argument("--new-config", metavar="FILE",
+                        help="where to write the v1beta4 configuration (mode 0600); default: standard output")
+        mg.add_argument("--allow-experimental-api", action="store_true",
+                        help="accepted for kubeadm compatibility; kbootd writes only v1beta4")
+        mg.add_argument("-v", "--verbosity", type=int, default=0, metavar="N", help="log level")
+        mg.set_defaults(_handler="kbootd.cli.commands:config_migrate")
+        va_help = ("Check a kubeadm configuration file as init/join would, duplicate keys and unknown "
+                   "component-config fields included; prints ok, or exits 3 naming file:line and field")
+        va = cs.add_parser("validate", help=va_help, description=va_help)
+        va.add_argument("--config", required=True, metavar="FILE", help="the configuration file to check")
+        va.add_argument("--allow-experimental-api", action="store_true",
+                        help="accepted for kubeadm compatibility")
+        va.add_argument("-v", "--verbosity", type=int, default=0, metavar="N", help="log level")
+        va.set_defaults(_handler="kbootd.cli.commands:config_validate")
         im = cs.add_parser("images", help="Container images kbootd will use")
         ims = im.add_subparsers(dest="images_command", metavar="SUBCOMMAND", parser_class=KbootdArgumentParser)
         ims.required = True

@@ -270,7 +270,8 @@ def delete_tokens(client: apiclient.Client, ids_or_tokens: list[str]) -> list[st
             nonlocal tried
             retrying, tried = tried, True
             # A retry that finds nothing: the attempt whose answer was lost deleted it.
-            return client.delete("Secret", f"bootstrap-token-{tid}", NAMESPACE) or retrying
+            # In dry-run nothing exists to delete; kubeadm's dry-run client reports success.
+            return client.delete("Secret", f"bootstrap-token-{tid}", NAMESPACE) or retrying or client.dry_run
 
         if not client.retry(attempt, f"delete bootstrap token {tid}"):
             raise KbootdError(f'bootstrap token "{tid}" not found in {NAMESPACE}')

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from kbootd.config import v1alpha1, v1beta4
@@ -45,24 +45,47 @@ def read_config_file(path: str) -> str:
         raise ValidationError(f"--config: {path}: cannot read: {e}") from None
 
 
-def load_file(path: str, role: str, warn: Warn, text: str | None = None) -> InitConfig | JoinConfig:
-    """role is "init" or "join"; the file must hold the matching kinds."""
-    docs = load_documents(read_config_file(path) if text is None else text, path)
+@dataclass
+class Parsed:
+    """What one file holds: an init configuration, a join configuration, or both (migrate)."""
+
+    init: InitConfig | None = None
+    join: JoinConfig | None = None
+    # Strict-decoding findings (duplicate keys, unknown component-config fields): warnings on
+    # init/join, errors in `config validate`, as in kubeadm.
+    strict: list[str] = field(default_factory=list)
+
+
+def parse_file(path: str, warn: Warn, text: str | None = None) -> Parsed:
+    """Every document of a kubeadm configuration file, checked, without a role."""
+    from kbootd.config import strict, v1beta3
+
+    text = read_config_file(path) if text is None else text
+    docs = load_documents(text, path)
     if not docs:
         raise ValidationError(f"{path}: no configuration document found")
+    out = Parsed(strict=strict.problems(text, path))
     init_kw = cluster = join = None
+    cp_timeout: tuple[str, str] | None = None
     extras: dict[str, dict] = {}
     seen: set[str] = set()
     for doc in docs:
         if not isinstance(doc.data, dict):
             raise ValidationError(f"{path}:{doc.line(())}: expected a mapping with apiVersion and kind")
         api, kind = doc.data.get("apiVersion"), doc.data.get("kind")
-        f = Fields.root(doc, str(kind))
         if not api or not kind:
             raise ValidationError(f"{path}:{doc.line(())}: document has no apiVersion or kind")
         if kind in seen:
             raise ValidationError(f"{path}:{doc.line(())}: {kind} given twice")
         seen.add(str(kind))
+        if api == v1beta3.API and kind in v1beta3.KINDS:
+            warn(v1beta3.deprecation_warning(path, str(kind)))
+            raw_timeout = v1beta3.convert(doc)
+            if raw_timeout is not None:
+                cp_timeout = (raw_timeout, f"{path}:{doc.line(('apiServer',))}: "
+                                           "ClusterConfiguration.apiServer.timeoutForControlPlane")
+            api = v1beta4.API
+        f = Fields.root(doc, str(kind))
         if (api, kind) in KNOWN_EXTRA_KINDS:
             extras[KNOWN_EXTRA_KINDS[(api, kind)]] = dict(doc.data)
         elif api == v1beta4.API and kind == "InitConfiguration":
@@ -72,40 +95,64 @@ def load_file(path: str, role: str, warn: Warn, text: str | None = None) -> Init
         elif api == v1beta4.API and kind == "JoinConfiguration":
             join = v1beta4.join(f)
         elif api == v1alpha1.API and kind == "MasterConfiguration":
-            cluster_only = v1alpha1.master(f, warn, path)
+            out.init = v1beta4.with_endpoint_port(v1alpha1.master(f, warn, path))
             warn(f"{path}: kubeadm.k8s.io/v1alpha1 is the spec's format; kubeadm today reads "
-                 "v1beta4 (see `kbootd config print init-defaults`)")
-            return _finish_init(cluster_only, role, path)
+                 "v1beta4 (see `kbootd config migrate`)")
+            check_init(out.init, path)
+            return out
         elif api == v1alpha1.API and kind == "NodeConfiguration":
-            warn(f"{path}: kubeadm.k8s.io/v1alpha1 is the spec's format; kubeadm today reads v1beta4")
-            return _finish_join(v1alpha1.node(f), role, path)
+            warn(f"{path}: kubeadm.k8s.io/v1alpha1 is the spec's format; kubeadm today reads v1beta4 "
+                 "(see `kbootd config migrate`)")
+            out.join = replace(v1alpha1.node(f), source=path)
+            check_join(out.join, path)
+            return out
         elif str(api).startswith("kubeadm.k8s.io/"):
             raise ValidationError(
                 f"{path}:{doc.line(('apiVersion',))}: {api}/{kind} is not supported; use "
-                f"{v1beta4.API} (InitConfiguration, ClusterConfiguration, JoinConfiguration) "
+                f"{v1beta4.API} or {v1beta3.API} (InitConfiguration, ClusterConfiguration, JoinConfiguration) "
                 f"or {v1alpha1.API} (MasterConfiguration, NodeConfiguration)")
         else:
             raise ValidationError(f"{path}:{doc.line(('kind',))}: unknown document kind {api}/{kind}")
     if join is not None:
-        if init_kw is not None or cluster is not None:
-            raise ValidationError(f"{path}: JoinConfiguration cannot be mixed with Init/ClusterConfiguration")
-        return _finish_join(join, role, path)
-    cfg = v1beta4.merge_init(init_kw, cluster, path, extras.get("kubelet"), extras.get("proxy"))
-    return _finish_init(cfg, role, path)
+        out.join = replace(join, source=path)
+        check_join(out.join, path)
+    if init_kw is not None or cluster is not None:
+        cfg = v1beta4.merge_init(init_kw, cluster, path, extras.get("kubelet"), extras.get("proxy"))
+        if cp_timeout is not None:
+            from kbootd.duration import parse_duration
+
+            t = parse_duration(cp_timeout[0], what=cp_timeout[1])
+            cfg = replace(cfg, timeouts=replace(cfg.timeouts, control_plane_component_health_check=t))
+        v1beta4.validity_warnings(cfg.cluster, path, warn)
+        check_init(cfg, path)
+        out.init = cfg
+    if out.init is None and out.join is None:
+        raise ValidationError(f"{path}: no InitConfiguration, ClusterConfiguration or JoinConfiguration found")
+    return out
+
+
+def load_file(path: str, role: str, warn: Warn, text: str | None = None) -> InitConfig | JoinConfig:
+    """role is "init" or "join"; the file must hold the matching kinds."""
+    parsed = parse_file(path, warn, text)
+    for problem in parsed.strict:
+        warn(problem)
+    if parsed.join is not None and parsed.init is not None:
+        raise ValidationError(f"{path}: JoinConfiguration cannot be mixed with Init/ClusterConfiguration")
+    if parsed.join is not None:
+        return _finish_join(parsed.join, role, path)
+    assert parsed.init is not None
+    return _finish_init(parsed.init, role, path)
 
 
 def _finish_init(cfg: InitConfig, role: str, path: str) -> InitConfig:
     if role != "init":
         raise ValidationError(f"{path}: holds an init configuration; `join` needs a JoinConfiguration")
-    check_init(cfg, path)
     return cfg
 
 
 def _finish_join(cfg: JoinConfig, role: str, path: str) -> JoinConfig:
     if role != "join":
         raise ValidationError(f"{path}: holds a JoinConfiguration; `init` needs InitConfiguration/ClusterConfiguration")
-    cfg = replace(cfg, source=path)
-    check_join(cfg, path)
     return cfg
 
 
@@ -127,8 +174,8 @@ def config_conflicts(args: argparse.Namespace) -> None:
 
 def init_from_flags(a: argparse.Namespace, warn: Warn) -> InitConfig:
     d = ClusterConfig()
-    service = v.cidrs(a.service_cidr, "--service-cidr") if a.service_cidr else d.networking.service_subnet
-    pod = v.cidrs(a.pod_network_cidr, "--pod-network-cidr") if a.pod_network_cidr else None
+    service = v.cidrs(a.service_cidr, "--service-cidr", warn) if a.service_cidr else d.networking.service_subnet
+    pod = v.cidrs(a.pod_network_cidr, "--pod-network-cidr", warn) if a.pod_network_cidr else None
     v.check_overlap(service, pod, "--pod-network-cidr")
     net = Networking(service, pod, v.dns_domain(a.service_dns_domain, "--service-dns-domain")
                      if a.service_dns_domain else d.networking.dns_domain)
@@ -138,10 +185,11 @@ def init_from_flags(a: argparse.Namespace, warn: Warn) -> InitConfig:
     cluster = ClusterConfig(
         kubernetes_version=v.kubernetes_version(a.kubernetes_version, "--kubernetes-version", warn)
         if a.kubernetes_version else d.kubernetes_version,
-        control_plane_endpoint=v.endpoint(a.control_plane_endpoint, "--control-plane-endpoint")
+        control_plane_endpoint=v.endpoint(a.control_plane_endpoint, "--control-plane-endpoint", None)
         if a.control_plane_endpoint else None,
-        certificates_dir=a.cert_dir or d.certificates_dir,
-        image_repository=a.image_repository or d.image_repository,
+        certificates_dir=v.absolute_path(a.cert_dir, "--cert-dir") if a.cert_dir else d.certificates_dir,
+        image_repository=v.image_repository(a.image_repository, "--image-repository")
+        if a.image_repository else d.image_repository,
         networking=net,
         api_server=Component(),
         api_server_cert_sans=tuple(v.san(s, "--apiserver-cert-extra-sans")
@@ -163,6 +211,7 @@ def init_from_flags(a: argparse.Namespace, warn: Warn) -> InitConfig:
         bootstrap_tokens=(BootstrapTokenSpec(token=tok, ttl=ttl),),
         source="flags",
     )
+    cfg = v1beta4.with_endpoint_port(cfg)
     check_init(cfg, "flags")
     return cfg
 
@@ -196,17 +245,36 @@ def join_from_flags(a: argparse.Namespace, warn: Warn) -> JoinConfig:
 # --- whole-config checks ----------------------------------------------------------
 
 def check_init(cfg: InitConfig, where: str) -> None:
+    """kubeadm's whole-configuration rules (ValidateNetworking, ValidateEtcd, ...), for every source."""
     net = cfg.cluster.networking
     v.check_overlap(net.service_subnet, net.pod_subnet, f"{where}: networking")
+    v.subnet_min_size(net.service_subnet, v.MIN_SERVICE_SUBNET_ADDRESSES, f"{where}: networking.serviceSubnet")
+    v.service_subnet_size(net.service_subnet, f"{where}: networking.serviceSubnet")
+    if net.pod_subnet:
+        v.subnet_min_size(net.pod_subnet, v.MIN_POD_SUBNET_ADDRESSES, f"{where}: networking.podSubnet")
+        v.pod_subnet_node_mask(net.pod_subnet, cfg.cluster.controller_manager.extra_args,
+                               f"{where}: networking.podSubnet", f"{where}: controllerManager.extraArgs")
     v.service_ip(net.service_subnet, 10)
+    v.absolute_path(cfg.cluster.certificates_dir, f"{where}: certificatesDir")
+    v.ignore_preflight_errors(cfg.node.ignore_preflight_errors, f"{where}: nodeRegistration.ignorePreflightErrors")
     ext = cfg.cluster.etcd_external
     if ext is not None:
-        files = [ext.ca_file, ext.cert_file, ext.key_file]
-        if any(files) and not all(files):
-            raise ValidationError(f"{where}: etcd.external: caFile, certFile and keyFile go together")
+        files = {"caFile": ext.ca_file, "certFile": ext.cert_file, "keyFile": ext.key_file}
+        for name, path in files.items():
+            if path:
+                v.absolute_path(path, f"{where}: etcd.external.{name}")
+        if bool(ext.cert_file) != bool(ext.key_file):
+            raise ValidationError(f"{where}: etcd.external: give both certFile and keyFile, or neither")
+        if ext.cert_file and not ext.ca_file:
+            raise ValidationError(f"{where}: etcd.external: certFile and keyFile need caFile too")
+        v.etcd_endpoints(ext.endpoints, any(files.values()), f"{where}: etcd.external.endpoints")
+    if cfg.cluster.etcd_local is not None:
+        v.absolute_path(cfg.cluster.etcd_local.data_dir, f"{where}: etcd.local.dataDir")
 
 
 def check_join(cfg: JoinConfig, where: str) -> None:
+    v.ca_cert_path(cfg.ca_cert_path, f"{where}: caCertPath")
+    v.ignore_preflight_errors(cfg.node.ignore_preflight_errors, f"{where}: nodeRegistration.ignorePreflightErrors")
     if cfg.discovery_file:
         return
     if cfg.discovery_token is None:

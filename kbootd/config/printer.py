@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from kbootd.config.model import ClusterConfig, Component, InitConfig, JoinConfig, Timeouts
+from kbootd.config.model import (
+    CONTROL_PLANE_TAINT,
+    DEFAULT_CRI_SOCKET,
+    BootstrapTokenSpec,
+    ClusterConfig,
+    Component,
+    InitConfig,
+    JoinConfig,
+    NodeRegistration,
+    Timeouts,
+)
 from kbootd.duration import format_duration
 
 API = "kubeadm.k8s.io/v1beta4"
@@ -147,3 +157,81 @@ def _hostname() -> str:
     import socket
 
     return socket.gethostname().split(".")[0].lower() or "node"
+
+
+# --- a loaded configuration as v1beta4 (`config migrate`) ---------------------------------
+
+def _node_doc(n: NodeRegistration, default_taints: Any) -> dict[str, Any]:
+    taints = default_taints if n.taints is None else [
+        {"effect": t.effect, "key": t.key, **({"value": t.value} if t.value else {})} for t in n.taints]
+    out: dict[str, Any] = {"criSocket": n.cri_socket or DEFAULT_CRI_SOCKET, "imagePullPolicy": n.image_pull_policy,
+                           "imagePullSerial": True, "taints": taints}
+    if n.name:
+        out["name"] = n.name  # unset: the host name when the file is used, not this host's
+    if n.kubelet_extra_args:
+        out["kubeletExtraArgs"] = _args(n.kubelet_extra_args)
+    if n.ignore_preflight_errors:
+        out["ignorePreflightErrors"] = list(n.ignore_preflight_errors)
+    return out
+
+
+def _token_doc(t: BootstrapTokenSpec) -> dict[str, Any]:
+    out: dict[str, Any] = {"groups": list(t.groups), "usages": list(t.usages)}
+    if t.token is not None:
+        out["token"] = t.token.full  # the file's own token: the migrated file must mean the same
+    if t.expires:
+        out["expires"] = t.expires
+    elif t.ttl is not None:
+        out["ttl"] = format_duration(t.ttl)
+    if t.description:
+        out["description"] = t.description
+    return out
+
+
+def init_doc(cfg: InitConfig) -> dict[str, Any]:
+    ep: dict[str, Any] = {"bindPort": cfg.bind_port}
+    if cfg.advertise_address:
+        ep["advertiseAddress"] = cfg.advertise_address
+    doc: dict[str, Any] = {
+        "apiVersion": API,
+        "bootstrapTokens": [_token_doc(t) for t in cfg.bootstrap_tokens],
+        "kind": "InitConfiguration",
+        "localAPIEndpoint": ep,
+        # kubeadm's dynamic defaults give an init node the control-plane taint.
+        "nodeRegistration": _node_doc(cfg.node, [{"effect": CONTROL_PLANE_TAINT.effect,
+                                                  "key": CONTROL_PLANE_TAINT.key}]),
+        "timeouts": _timeouts(cfg.timeouts),
+    }
+    if cfg.skip_phases:
+        doc["skipPhases"] = list(cfg.skip_phases)
+    return doc
+
+
+def join_doc(cfg: JoinConfig) -> dict[str, Any]:
+    disc: dict[str, Any] = {}
+    if cfg.discovery_file:
+        disc["file"] = {"kubeConfigPath": cfg.discovery_file}
+    else:
+        bt: dict[str, Any] = {}
+        if cfg.api_server_endpoints:
+            bt["apiServerEndpoint"] = cfg.api_server_endpoints[0]
+        if cfg.ca_cert_hashes:
+            bt["caCertHashes"] = list(cfg.ca_cert_hashes)
+        if cfg.discovery_token is not None:
+            bt["token"] = cfg.discovery_token.full
+        if cfg.unsafe_skip_ca_verification:
+            bt["unsafeSkipCAVerification"] = True
+        disc["bootstrapToken"] = bt
+    if cfg.tls_bootstrap_token is not None:
+        disc["tlsBootstrapToken"] = cfg.tls_bootstrap_token.full
+    doc: dict[str, Any] = {
+        "apiVersion": API,
+        "caCertPath": cfg.ca_cert_path,
+        "discovery": disc,
+        "kind": "JoinConfiguration",
+        "nodeRegistration": _node_doc(cfg.node, None),
+        "timeouts": _timeouts(cfg.timeouts),
+    }
+    if cfg.skip_phases:
+        doc["skipPhases"] = list(cfg.skip_phases)
+    return doc

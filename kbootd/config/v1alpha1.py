@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kbootd.config import common
+from kbootd.config import common, v1beta4
 from kbootd.config import validate as v
 from kbootd.config.model import (
     DEFAULT_BIND_PORT,
@@ -27,13 +27,13 @@ def master(f: Fields, warn, source: str) -> InitConfig:
     adv, port = None, DEFAULT_BIND_PORT
     if (af := f.sub("api")) is not None:
         adv = af.str("advertiseAddress", check=v.ip_address)
-        port = af.int("bindPort", DEFAULT_BIND_PORT, check=v.port)
+        port = v1beta4.bind_port(af)
         af.raw("controlPlaneEndpoint")  # v1alpha2-era name, tolerated
         af.finish()
     local, external = LocalEtcd(), None
     if (ef := f.sub("etcd")) is not None:
         endpoints = ef.str_list("endpoints")
-        data_dir = ef.str("dataDir", "/var/lib/etcd")
+        data_dir = ef.str("dataDir", "/var/lib/etcd", check=v.absolute_path)
         extra = ef.str_map("extraArgs")
         image = ef.str("image")
         ca, cert, key = ef.str("caFile", "") or "", ef.str("certFile", "") or "", ef.str("keyFile", "") or ""
@@ -43,7 +43,10 @@ def master(f: Fields, warn, source: str) -> InitConfig:
             local = None
         else:
             local = LocalEtcd(data_dir=data_dir, image=image, extra_args=extra)
-    net = common.networking(f.sub("networking"))
+    nf = f.sub("networking")
+    net = common.networking(nf, warn)
+    common.check_networking(net, nf, f.str_map("controllerManagerExtraArgs"),
+                            f.where("controllerManagerExtraArgs"), f.where())
     modes = f.str_list("authorizationModes", d.authorization_modes)
     for m in modes:
         v.one_of(v.AUTHORIZATION_MODES)(m, f.where("authorizationModes"))
@@ -55,8 +58,8 @@ def master(f: Fields, warn, source: str) -> InitConfig:
     cluster = ClusterConfig(
         kubernetes_version=f.str("kubernetesVersion", d.kubernetes_version,
                                  check=lambda x, w: v.kubernetes_version(x, w, warn)),
-        certificates_dir=f.str("certificatesDir", d.certificates_dir),
-        image_repository=f.str("imageRepository", d.image_repository),
+        certificates_dir=f.str("certificatesDir", d.certificates_dir, check=v.absolute_path),
+        image_repository=f.str("imageRepository", d.image_repository, check=v.image_repository),
         unified_control_plane_image=f.str("unifiedControlPlaneImage"),
         etcd_local=local, etcd_external=external, networking=net,
         api_server=Component(f.str_map("apiServerExtraArgs")),
@@ -85,7 +88,7 @@ def node(f: Fields) -> JoinConfig:
     dfile = f.str("discoveryFile", check=v.https_url)
     cfg = JoinConfig(
         node=NodeRegistration(name=f.str("nodeName", check=v.node_name)),
-        ca_cert_path=f.str("caCertPath", JoinConfig().ca_cert_path),
+        ca_cert_path=f.str("caCertPath", JoinConfig().ca_cert_path, check=v.ca_cert_path),
         discovery_token=dtok if not dfile else None, api_server_endpoints=endpoints,
         ca_cert_hashes=hashes,
         unsafe_skip_ca_verification=f.bool("discoveryTokenUnsafeSkipCAVerification"),

@@ -9,6 +9,7 @@ from kbootd import redact
 from kbootd.config import common
 from kbootd.config import validate as v
 from kbootd.config.model import (
+    DEFAULT_BIND_PORT,
     ClusterConfig,
     Component,
     ExternalEtcd,
@@ -84,8 +85,9 @@ def cluster(f: Fields, warn) -> ClusterConfig:
             raise ef.error("external", "give either etcd.local or etcd.external, not both")
         if lf is not None:
             local = LocalEtcd(
-                data_dir=lf.str("dataDir", "/var/lib/etcd"),
-                image_repository=lf.str("imageRepository"), image_tag=lf.str("imageTag"),
+                data_dir=lf.str("dataDir", "/var/lib/etcd", check=v.absolute_path),
+                image_repository=lf.str("imageRepository", check=v.image_repository),
+                image_tag=lf.str("imageTag"),
                 extra_args=common.extra_args_list(lf, "extraArgs"),
                 extra_envs=tuple((e.str("name") or "", e.str("value", "") or "") for e in lf.items("extraEnvs")),
                 server_cert_sans=tuple(v.san(s, lf.where("serverCertSANs")) for s in lf.str_list("serverCertSANs")),
@@ -96,20 +98,21 @@ def cluster(f: Fields, warn) -> ClusterConfig:
             eps = xf.str_list("endpoints")
             if not eps:
                 raise xf.error("endpoints", "at least one external etcd endpoint is required")
-            external = ExternalEtcd(eps, xf.str("caFile", "") or "", xf.str("certFile", "") or "",
-                                    xf.str("keyFile", "") or "")
+            external = external_etcd(xf, eps)
             xf.str_list("httpEndpoints")
             xf.finish()
             local = None
         ef.finish()
-    net = common.networking(f.sub("networking"))
+    nf = f.sub("networking")
+    net = common.networking(nf, warn)
     api, sans = _component(f.sub("apiServer"), with_sans=True)
     cm, _ = _component(f.sub("controllerManager"))
+    common.check_networking(net, nf, cm.extra_args, f.where("controllerManager") + ".extraArgs", f.where())
     sch, _ = _component(f.sub("scheduler"))
     dns_disabled, dns_repo, dns_tag = False, None, None
     if (df := f.sub("dns")) is not None:
         dns_disabled = df.bool("disabled")
-        dns_repo, dns_tag = df.str("imageRepository"), df.str("imageTag")
+        dns_repo, dns_tag = df.str("imageRepository", check=v.image_repository), df.str("imageTag")
         df.finish()
     proxy_disabled = False
     if (pf := f.sub("proxy")) is not None:
@@ -119,9 +122,9 @@ def cluster(f: Fields, warn) -> ClusterConfig:
         kubernetes_version=f.str("kubernetesVersion", d.kubernetes_version,
                                  check=lambda x, w: v.kubernetes_version(x, w, warn)),
         cluster_name=f.str("clusterName", d.cluster_name),
-        control_plane_endpoint=f.str("controlPlaneEndpoint", check=v.endpoint),
-        certificates_dir=f.str("certificatesDir", d.certificates_dir),
-        image_repository=f.str("imageRepository", d.image_repository),
+        control_plane_endpoint=f.str("controlPlaneEndpoint", check=lambda x, w: v.endpoint(x, w, None)),
+        certificates_dir=f.str("certificatesDir", d.certificates_dir, check=v.absolute_path),
+        image_repository=f.str("imageRepository", d.image_repository, check=v.image_repository),
         etcd_local=local, etcd_external=external, networking=net,
         api_server=api, api_server_cert_sans=sans, controller_manager=cm, scheduler=sch,
         feature_gates=common.feature_gates(f, "featureGates"),
@@ -147,7 +150,7 @@ def init(f: Fields) -> dict[str, Any]:
     kw["node"] = common.node_registration(f.sub("nodeRegistration"), extra_args_as_list=True)
     if (ep := f.sub("localAPIEndpoint")) is not None:
         kw["advertise_address"] = ep.str("advertiseAddress", check=v.ip_address)
-        kw["bind_port"] = ep.int("bindPort", 6443, check=v.port)
+        kw["bind_port"] = bind_port(ep)
         ep.finish()
     if f.has("certificateKey"):
         redact.register(f.str("certificateKey"))
@@ -170,6 +173,9 @@ def join(f: Fields) -> JoinConfig:
     hashes: tuple[str, ...] = ()
     unsafe = False
     dfile = None
+    if df.data.get("bootstrapToken") is not None and df.data.get("file") is not None:
+        # ValidateDiscovery: "bootstrapToken and file cannot both be set"
+        raise df.error("file", "give either discovery.bootstrapToken or discovery.file, not both")
     if (bf := df.sub("bootstrapToken")) is not None:
         tok = common.token(bf, "token")
         ep = bf.str("apiServerEndpoint", check=v.endpoint)
@@ -187,7 +193,7 @@ def join(f: Fields) -> JoinConfig:
     df.finish()
     _unsupported(f, "controlPlane", "joining additional control-plane nodes")
     cfg = JoinConfig(
-        node=node, ca_cert_path=f.str("caCertPath", JoinConfig().ca_cert_path),
+        node=node, ca_cert_path=f.str("caCertPath", JoinConfig().ca_cert_path, check=v.ca_cert_path),
         discovery_token=tok, api_server_endpoints=endpoints or (), ca_cert_hashes=hashes,
         unsafe_skip_ca_verification=unsafe, discovery_file=dfile,
         tls_bootstrap_token=tls or tok, skip_phases=f.str_list("skipPhases"),
@@ -210,4 +216,52 @@ def merge_init(init_kw: dict[str, Any] | None, cluster_cfg: ClusterConfig | None
         cfg = replace(cfg, kube_proxy_overrides=proxy)
     if cfg.cluster.etcd_external is None and cfg.cluster.etcd_local is None:
         raise ValidationError(f"{source}: etcd: neither local nor external")
+    return with_endpoint_port(cfg)
+
+
+def with_endpoint_port(cfg: InitConfig) -> InitConfig:
+    """A controlPlaneEndpoint without a port takes localAPIEndpoint.bindPort (kubeadm's
+    GetControlPlaneEndpoint), not a fixed 6443."""
+    cpe = cfg.cluster.control_plane_endpoint
+    if cpe and v.endpoint_port(cpe) is None:
+        return replace(cfg, cluster=replace(cfg.cluster, control_plane_endpoint=f"{cpe}:{cfg.bind_port}"))
     return cfg
+
+
+def bind_port(ep: Fields) -> int:
+    """bindPort 0 (Go's zero value) means unset in kubeadm: the default 6443."""
+    port = ep.get("bindPort", int, None)
+    if port in (None, 0):
+        return DEFAULT_BIND_PORT
+    return v.port(port, ep.where("bindPort"))
+
+
+def external_etcd(xf: Fields, endpoints: tuple[str, ...]) -> ExternalEtcd:
+    """ValidateEtcd's rules for etcd.external."""
+    ca = xf.str("caFile", check=v.absolute_path) or ""
+    cert = xf.str("certFile", check=v.absolute_path) or ""
+    key = xf.str("keyFile", check=v.absolute_path) or ""
+    if bool(cert) != bool(key):
+        raise xf.error("certFile" if not cert else "keyFile",
+                       "give both certFile and keyFile, or neither")
+    if cert and not ca:
+        raise xf.error("caFile", "certFile and keyFile need caFile too")
+    v.etcd_endpoints(endpoints, bool(ca or cert or key), xf.where("endpoints"))
+    return ExternalEtcd(endpoints, ca, cert, key)
+
+
+def validity_warnings(c: ClusterConfig, source: str, warn) -> None:
+    """kubeadm's ValidateCertValidity (periods above the recommended defaults), plus a leaf period
+    longer than the CA's: the leaf would outlive its issuer."""
+    from kbootd.duration import format_duration
+
+    d = ClusterConfig()
+    if c.cert_validity > d.cert_validity:
+        warn(f"{source}: certificateValidityPeriod: the value {format_duration(c.cert_validity)} is more than "
+             f"the recommended default for certificate expiration: {format_duration(d.cert_validity)}")
+    if c.ca_validity > d.ca_validity:
+        warn(f"{source}: caCertificateValidityPeriod: the value {format_duration(c.ca_validity)} is more than "
+             f"the recommended default for CA certificate expiration: {format_duration(d.ca_validity)}")
+    if c.cert_validity > c.ca_validity:
+        warn(f"{source}: certificateValidityPeriod {format_duration(c.cert_validity)} is longer than "
+             f"caCertificateValidityPeriod {format_duration(c.ca_validity)}: certificates cannot outlive their CA")

@@ -124,6 +124,8 @@ class Fields:
 
     def str(self, key: str, default: str | None = None, check: Callable[[Any, str], Any] | None = None) -> Any:
         v = self.get(key, (str, int, float), default, None)
+        if v == "":
+            v = default  # kubeadm's zero value: an explicit "" means "unset, use the default"
         if v is not default and not isinstance(v, str):
             v = str(v)  # YAML reads `version: 1.32` as a float; users mean the string
         return check(v, self.where(key)) if (check and v is not None) else v

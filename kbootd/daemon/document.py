@@ -286,7 +286,7 @@ def _inject_join(text: str, doc: Document, where: str) -> str:
     for d in docs:
         if not isinstance(d, dict):
             continue
-        if (d.get("apiVersion"), d.get("kind")) == (v1beta4.API, "JoinConfiguration"):
+        if d.get("kind") == "JoinConfiguration" and d.get("apiVersion") in (v1beta4.API, "kubeadm.k8s.io/v1beta3"):
             disc = d["discovery"] = d.get("discovery") or {}
             if tok or doc.endpoints or doc.ca_cert_hashes or doc.unsafe_skip_ca_verification:
                 bt = disc["bootstrapToken"] = disc.get("bootstrapToken") or {}
