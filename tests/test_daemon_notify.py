@@ -8,7 +8,6 @@ import pytest
 
 from kbootd import redact
 from kbootd.daemon.notify import Heartbeat, Notifier
-from tests.shared import needs_python_systemd
 
 
 @pytest.fixture
@@ -26,13 +25,8 @@ def recv(s) -> dict[str, str]:
     return dict(line.split("=", 1) for line in s.recv(4096).decode().split("\n"))
 
 
-BACKENDS = [pytest.param(True, id="python-systemd", marks=needs_python_systemd),
-            pytest.param(False, id="plain-datagram")]
-
-
-@pytest.mark.parametrize("libsystemd", BACKENDS)
-def test_messages_reach_the_socket(sock, libsystemd):
-    n = Notifier(use_libsystemd=libsystemd)
+def test_messages_reach_the_socket(sock):
+    n = Notifier()
     assert n.enabled
     assert n.status("join: discovery")
     assert recv(sock) == {"STATUS": "join: discovery"}
@@ -45,15 +39,22 @@ def test_messages_reach_the_socket(sock, libsystemd):
     assert not n.watchdog()  # no WATCHDOG_USEC
 
 
-@pytest.mark.parametrize("libsystemd", BACKENDS)
-def test_children_never_see_notify_socket(sock, libsystemd):
-    n = Notifier(use_libsystemd=libsystemd)
-    assert "NOTIFY_SOCKET" not in os.environ
-    n.status("x")
+def test_children_never_see_notify_socket(sock, monkeypatch):
+    class Watched(dict):
+        """The process environment, refusing the notify socket back while threads may spawn children."""
+
+        def __setitem__(self, key, value):
+            assert key != "NOTIFY_SOCKET", "NOTIFY_SOCKET was put back into the environment"
+            super().__setitem__(key, value)
+
+    env = Watched(os.environ)
+    n = Notifier(env)
+    assert "NOTIFY_SOCKET" not in env
+    assert n.status("x") and n.ready("y")
     recv(sock)
-    assert "NOTIFY_SOCKET" not in os.environ  # put back only for the duration of one send
-    env = n.child_environ()
-    assert env["NOTIFY_SOCKET"] == n.socket  # only for exec'ing the supervisor in-process
+    recv(sock)
+    assert "NOTIFY_SOCKET" not in env
+    assert n.child_environ()["NOTIFY_SOCKET"] == n.socket  # only for exec'ing the supervisor in-process
 
 
 @pytest.mark.subprocess
@@ -63,24 +64,22 @@ def test_child_process_environment(sock):
     assert "NOTIFY_SOCKET" not in out and "WATCHDOG_USEC" not in out
 
 
-@pytest.mark.parametrize("libsystemd", BACKENDS)
-def test_status_is_redacted_and_one_line(sock, libsystemd):
+def test_status_is_redacted_and_one_line(sock):
     redact.register("s3cr3tvalue99xyz")
-    n = Notifier(use_libsystemd=libsystemd)
+    n = Notifier()
     n.status("failed: token abcdef.s3cr3tvalue99xyz\nsecond line")
     msg = recv(sock)
     assert msg == {"STATUS": "failed: token abcdef.<redacted> second line"}
 
 
-@pytest.mark.parametrize("libsystemd", BACKENDS)
-def test_abstract_socket(monkeypatch, libsystemd):
+def test_abstract_socket(monkeypatch):
     name = f"kbootd-test-{os.getpid()}"
     s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     s.bind("\0" + name)
     s.settimeout(2)
     monkeypatch.setenv("NOTIFY_SOCKET", "@" + name)
     try:
-        assert Notifier(use_libsystemd=libsystemd).status("abstract")
+        assert Notifier().status("abstract")
         assert recv(s) == {"STATUS": "abstract"}
     finally:
         s.close()
@@ -109,7 +108,7 @@ def test_silent_without_notify_socket(monkeypatch):
 
 def test_manager_gone_is_not_an_error(tmp_path, monkeypatch):
     monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "gone.sock"))
-    assert Notifier(use_libsystemd=False).status("x") is False
+    assert Notifier().status("x") is False
 
 
 class Clock:

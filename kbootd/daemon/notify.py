@@ -2,10 +2,10 @@
 
 NOTIFY_SOCKET (and WATCHDOG_USEC/WATCHDOG_PID) are taken out of the environment when the
 Notifier is made, so no child process (systemctl, modprobe, kubelet probes) inherits them,
-as k3s does. libsystemd's sd_notify reads the socket from the environment, so each
-message puts the variable back for the duration of one `systemd.daemon.notify` call,
-under a lock. Without python-systemd a plain datagram is sent (the protocol is one
-AF_UNIX datagram). Without NOTIFY_SOCKET every call is a silent no-op.
+as k3s does, and they never come back: libsystemd's sd_notify reads the socket from the
+environment, and putting it back for a send from the heartbeat thread would race with a
+child being spawned. The protocol is one AF_UNIX datagram, so that is what is sent.
+Without NOTIFY_SOCKET every call is a silent no-op.
 """
 
 from __future__ import annotations
@@ -30,8 +30,7 @@ def _plain_send(path: str, message: str) -> bool:
 
 
 class Notifier:
-    def __init__(self, environ: MutableMapping[str, str] | None = None,
-                 use_libsystemd: bool | None = None) -> None:
+    def __init__(self, environ: MutableMapping[str, str] | None = None) -> None:
         env = os.environ if environ is None else environ
         self.socket: str | None = env.pop("NOTIFY_SOCKET", None) or None
         usec, pid = env.pop("WATCHDOG_USEC", None), env.pop("WATCHDOG_PID", None)
@@ -40,19 +39,8 @@ class Notifier:
             self.watchdog_usec = int(usec)
         self._env = env
         self._lock = threading.Lock()
-        self._libsystemd = self._find_libsystemd() if use_libsystemd is not False else None
-        if use_libsystemd and self._libsystemd is None:
-            raise RuntimeError("python-systemd is not installed")
         self.sent: list[str] = []  # the last messages, for status and tests
         self.ready_sent = False
-
-    @staticmethod
-    def _find_libsystemd() -> Callable[[str], bool] | None:
-        try:
-            from systemd import daemon
-        except ImportError:
-            return None
-        return daemon.notify
 
     @property
     def enabled(self) -> bool:
@@ -70,13 +58,7 @@ class Notifier:
         with self._lock:
             self.sent = (self.sent + [msg])[-20:]
             try:
-                if self._libsystemd is None:
-                    return _plain_send(self.socket, msg)
-                self._env["NOTIFY_SOCKET"] = self.socket
-                try:
-                    return bool(self._libsystemd(msg))
-                finally:
-                    self._env.pop("NOTIFY_SOCKET", None)
+                return _plain_send(self.socket, msg)
             except OSError:
                 return False  # the manager went away (shutdown); nothing useful to do
 
