@@ -144,8 +144,13 @@ class Host:
         os.chmod(real, mode)  # mkdir's mode is masked by the umask
 
     def remove(self, host_path: str) -> bool:
-        """Remove a file or a directory tree. Returns False if nothing was there."""
-        real = self.paths.at(host_path)
+        """Remove a file or a directory tree. Returns False if nothing was there.
+
+        A symlink is removed itself, never its target; the tree is removed without
+        following the symlinks in it (shutil.rmtree), and the path was resolved inside the
+        root (Paths.at), so nothing outside the root is ever deleted.
+        """
+        real = self.paths.at(host_path, follow=False)
         if not real.exists() and not real.is_symlink() and host_path not in self._overlay:
             return False
         self.actions.append(Action("remove", host_path))

@@ -31,9 +31,15 @@ def _load(args: argparse.Namespace, rep: Any, role: str):
 
     config_conflicts(args)
     warn = lambda msg: rep.warn("config", msg)  # noqa: E731
+    from kbootd.paths import check_config_paths
+
     if args.config:
-        return load_file(args.config, role, warn)
-    return (init_from_flags if role == "init" else join_from_flags)(args, warn)
+        cfg = load_file(args.config, role, warn)
+    else:
+        cfg = (init_from_flags if role == "init" else join_from_flags)(args, warn)
+    # Relative or escaping path settings are refused before anything runs (issue 11 #3).
+    check_config_paths(cfg, args.config or "flags")
+    return cfg
 
 
 def load_init(args: argparse.Namespace, rep: Any):
@@ -74,10 +80,11 @@ def _run_workflow(args: argparse.Namespace, role: str, only: str | None = None) 
 def _reset(args: argparse.Namespace, only: str | None = None) -> int:
     from kbootd import engine
     from kbootd.config import validate as v
+    from kbootd.paths import check_setting
     from kbootd.reset import ResetOptions
 
     opts = ResetOptions(
-        cert_dir=args.cert_dir, force=args.force, remove_node=args.remove_node,
+        cert_dir=check_setting(args.cert_dir, "--cert-dir"), force=args.force, remove_node=args.remove_node,
         cri_socket=v.cri_socket(args.cri_socket, "--cri-socket") if args.cri_socket else None,
         kubeconfig=args.kubeconfig,
         node_name=v.node_name(args.node_name, "--node-name") if args.node_name else None)
