@@ -54,12 +54,25 @@ class Host:
         return self.paths.is_host and not self.dry_run
 
     # --- reading ----------------------------------------------------------------
-    def read_bytes(self, host_path: str) -> bytes | None:
-        """Content of a host file, or None if absent (dry-run sees its own writes)."""
+    def read_bytes(self, host_path: str, *, limit: int | None = None) -> bytes | None:
+        """Content of a host file, or None if absent (dry-run sees its own writes).
+
+        With a limit, a larger file is an error after reading at most limit+1 bytes (inputs
+        from users and cloud-init: /dev/zero or a runaway file must not exhaust memory).
+        """
         if host_path in self._overlay:
             return self._overlay[host_path]
         try:
-            return self.paths.at(host_path).read_bytes()
+            real = self.paths.at(host_path)
+            if limit is None:
+                return real.read_bytes()
+            with real.open("rb") as f:
+                data = f.read(limit + 1)
+            if len(data) > limit:
+                from kbootd.errors import ValidationError
+
+                raise ValidationError(f"{host_path}: larger than {limit} bytes; not an input kbootd reads")
+            return data
         except (FileNotFoundError, NotADirectoryError):
             return None
         except IsADirectoryError as e:

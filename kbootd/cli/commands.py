@@ -69,7 +69,9 @@ def _load(args: argparse.Namespace, rep: Any, role: str):
     from kbootd.paths import check_config_paths
 
     if args.config:
-        cfg = load_file(args.config, role, warn)
+        from kbootd.config.yamlsrc import read_capped
+
+        cfg = load_file(args.config, role, warn, text=read_capped(args.config, "--config"))
     else:
         cfg = (init_from_flags if role == "init" else join_from_flags)(args, warn)
     # Relative or escaping path settings are refused before anything runs (issue 11 #3).

@@ -258,7 +258,9 @@ def _embedded(doc: Document, host: Host) -> tuple[str, str] | None:
     if doc.kubeadm is not None:
         return doc.kubeadm, doc.origin.get("kubeadm", "kubeadm")
     if doc.kubeadm_file:
-        raw = host.read_bytes(doc.kubeadm_file)
+        from kbootd.config.yamlsrc import MAX_INPUT_BYTES
+
+        raw = host.read_bytes(doc.kubeadm_file, limit=MAX_INPUT_BYTES)
         if raw is None:
             raise ValidationError(f"{doc.origin.get('kubeadmConfigFile')}: {doc.kubeadm_file}: no such file")
         text = raw.decode("utf-8", errors="replace")
@@ -276,11 +278,9 @@ def _inject_join(text: str, doc: Document, where: str) -> str:
     import yaml
 
     from kbootd.config import v1alpha1, v1beta4
+    from kbootd.config.yamlsrc import load_data
 
-    try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError as e:
-        raise ValidationError(f"{where}: invalid YAML: {e}") from None
+    docs = load_data(text, where)
     tok = doc.token.full if doc.token else None
     for d in docs:
         if not isinstance(d, dict):

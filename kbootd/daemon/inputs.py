@@ -69,7 +69,9 @@ def _stat(host: Host, path: str) -> tuple[int | None, int | None]:
 
 
 def _read(host: Host, path: str) -> str | None:
-    data = host.read_bytes(path)
+    from kbootd.config.yamlsrc import MAX_INPUT_BYTES
+
+    data = host.read_bytes(path, limit=MAX_INPUT_BYTES)
     if data is None:
         return None
     try:
@@ -111,10 +113,12 @@ def _user_data(host: Host, gathered: Gathered) -> None:
             if kind == "json":
                 cfg = json.loads(text)
             else:
-                import yaml
+                from kbootd.config.yamlsrc import load_one
 
-                cfg = yaml.safe_load(text)
-        except Exception as e:  # ValueError or yaml.YAMLError, without importing yaml for JSON
+                cfg = load_one(text, path)
+        except ValidationError as e:
+            raise ValidationError(f"{e.message} (cannot parse cloud-init's merged cloud-config)") from None
+        except Exception as e:  # json's ValueError or RecursionError (their text quotes no value)
             raise ValidationError(f"{path}: cannot parse cloud-init's merged cloud-config: {e}") from None
         value = cfg.get("kbootd") if isinstance(cfg, dict) else None
         if value is None:
