@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +30,6 @@ METADATA_KEYS = {
     "kbootd-endpoint": "endpoint",
     "kbootd-ca-cert-hash": "caCertHash",
 }
-_TOKEN_SHAPE = re.compile(r"\b[a-z0-9]{6}\.[a-z0-9]{16}\b")
 
 
 @dataclass
@@ -98,7 +96,7 @@ def _document_file(host: Host, path: str) -> Source | None:
     where = {k: f"{path}:{doc.line((k,))}: {k}" for k in doc.data}
     mode, uid = _stat(host, path)
     return Source(path, path, dict(doc.data), where, header=True,
-                  holds_secret=bool(_TOKEN_SHAPE.search(text)), mode=mode, uid=uid)
+                  holds_secret="token" in doc.data, mode=mode, uid=uid)
 
 
 def _user_data(host: Host, gathered: Gathered) -> None:
@@ -132,7 +130,7 @@ def _user_data(host: Host, gathered: Gathered) -> None:
             mode, uid = _stat(host, path)
             gathered.sources.append(Source(
                 name, path, dict(value), {k: f"{path}: kbootd.{k}" for k in value},
-                holds_secret=bool(_TOKEN_SHAPE.search(json.dumps(value, default=str))),
+                holds_secret="token" in value,
                 mode=mode, uid=uid))
         return  # the first file present is authoritative: both hold the same user-data
 
