@@ -94,3 +94,37 @@ def test_an_orphaned_ca_key_gets_its_certificate_and_keeps_its_pin(tmp_path: Pat
     assert key.read_bytes() == key_bytes
     assert pin_of(crt.read_bytes()) == pin
     check_pki(root)  # the leaves signed before the crash chain to the new certificate
+
+
+def test_join_host_writes_converge_after_a_kill_at_every_write(tmp_path: Path) -> None:
+    """join's host writes (cri, then kubelet-start after discovery); the TLS bootstrap is the kubelet's."""
+    from kbootd import workflow
+    from kbootd.phases import JOIN
+    from tests.apiserver import TestAPIServer
+    from tests.test_join_support import init_control_plane, join_context, pinned, wait_signed
+
+    skip = ("wait-tls-bootstrap",)
+    with TestAPIServer() as srv:
+        init_control_plane(srv, tmp_path / "cp")
+        wait_signed(srv)
+
+        def join(root: Path) -> None:
+            workflow.run(JOIN, join_context(root, pinned(srv)), skip=skip)
+
+        ref = tmp_path / "ref"
+        ref.mkdir()
+        join(ref)
+        expected = files(ref)
+        kills = 0
+        for n in range(1, len(expected) + 10):
+            root = tmp_path / f"j{n}"
+            root.mkdir()
+            if not killed_after(n, lambda root=root: join(root)):
+                break
+            kills += 1
+            before = keys_and_cas(root)
+            join(root)
+            after = keys_and_cas(root)
+            assert {k: after[k] for k in before} == before, n
+            assert files(root) == expected, n
+    assert kills >= 9  # cri: crictl, containerd, modules, sysctl; kubelet-start: bootstrap conf, ca.crt, flags, config, drop-in
