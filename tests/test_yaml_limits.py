@@ -48,6 +48,8 @@ def test_modest_aliases_still_work() -> None:
     ("a: " + "9" * 5000 + "\n", "cannot be read as the integer"),
     ("a: !!int 0o777x\n", "cannot be read as the integer"),
     ("a: !!float .nanx\n", "cannot be read as the integer"),
+    ("a: !!float\n", "cannot be read as the integer"),  # found by tests/test_fuzz.py: IndexError
+    ("a: !!int\n", "cannot be read as the integer"),
     ("a: !!timestamp 2024-13-45\n", "cannot be read as the integer"),
     ("token: !!int abcdef.0123456789abcdef\n", "cannot be read as the integer"),
 ])

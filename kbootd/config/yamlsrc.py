@@ -110,10 +110,10 @@ def _load(text: str, source: str, *, with_lines: bool) -> list[tuple[Any, dict[P
         raise ValidationError(f"{source}: invalid YAML: {type(e).__name__}") from None
     except RecursionError:
         raise ValidationError(f"{source}: invalid YAML: nested too deeply") from None
-    except (ValueError, OverflowError, TypeError):
+    except (ValueError, OverflowError, TypeError, IndexError, AttributeError, KeyError):
         # PyYAML's constructors raise these for e.g. a 5000-digit int, `!!int 0o777x`,
-        # `!!float .nanx` or a bad `!!timestamp`. Their text quotes the value, which may
-        # be a secret: it is not repeated.
+        # `!!float .nanx`, an empty `!!float` (IndexError) or a bad `!!timestamp`. Their
+        # text quotes the value, which may be a secret: it is not repeated.
         raise ValidationError(f"{source}: invalid YAML: a value cannot be read as the integer, number "
                               "or timestamp its form or tag says it is") from None
     return out
