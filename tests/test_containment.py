@@ -221,3 +221,23 @@ def workflow_join():
     from kbootd.phases import JOIN
 
     return JOIN
+
+
+@pytest.mark.parametrize("argv,named", [
+    (["reset", "-f", "--kubeconfig", "/../victim/admin.conf", "--remove-node"], "--kubeconfig"),
+    (["reset", "-f", "--kubeconfig", "admin.conf"], "--kubeconfig"),
+])
+def test_reset_path_flags_are_checked(tmp_path: Path, layout, argv: list[str], named: str) -> None:  # noqa: ANN001
+    root, _ = layout
+    before = snap(tmp_path)
+    code, err = cli(*argv, "--root", str(root))
+    assert code == 3 and named in err, err
+    assert snap(tmp_path) == before
+
+
+def test_kube_kubernetes_dir_climbing_out_is_refused(tmp_path: Path, layout, monkeypatch) -> None:  # noqa: ANN001
+    root, _ = layout
+    monkeypatch.setenv("KUBE_KUBERNETES_DIR", "/../../victim")
+    code, err = cli("init", "--root", str(root), "--ignore-preflight-errors", "all", "--skip-phases", CLUSTER_HALF)
+    assert code == 3 and "KUBE_KUBERNETES_DIR" in err, err
+    assert not (root / "etc").exists()

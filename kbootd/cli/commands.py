@@ -23,6 +23,9 @@ def _reporter(args: argparse.Namespace):
 def _env_kubernetes_dir(rep: Any) -> str | None:
     d = os.environ.get("KUBE_KUBERNETES_DIR")
     if d:
+        from kbootd.paths import check_setting
+
+        check_setting(d, "KUBE_KUBERNETES_DIR")
         rep.warn("init", "KUBE_KUBERNETES_DIR is deprecated (the spec's environment variable); "
                  f"using {d} instead of /etc/kubernetes")
     return d
@@ -124,7 +127,7 @@ def _reset(args: argparse.Namespace, only: str | None = None) -> int:
     opts = ResetOptions(
         cert_dir=check_setting(args.cert_dir, "--cert-dir"), force=args.force, remove_node=args.remove_node,
         cri_socket=v.cri_socket(args.cri_socket, "--cri-socket") if args.cri_socket else None,
-        kubeconfig=args.kubeconfig,
+        kubeconfig=check_setting(args.kubeconfig, "--kubeconfig") if args.kubeconfig else None,
         node_name=v.node_name(args.node_name, "--node-name") if args.node_name else None)
     with host_lock(args, "kbootd reset" + (f" phase {only}" if only else "")):
         engine.run_reset(opts, reporter=_reporter(args), root=args.root or "/", dry_run=args.dry_run,
