@@ -34,6 +34,9 @@ class InstanceLock:
         self.path = host.paths.lock_file
         self.real = host.paths.at(self.path)
         self.fd: int | None = None
+        # The directories this lock created (run_dir and missing parents, deepest first):
+        # release removes them again if empty, so a CLI run under --root leaves no trace.
+        self._made_dirs: list[str] = []
 
     @classmethod
     def adopt(cls, host: Host, fd: int) -> InstanceLock:
@@ -70,9 +73,18 @@ class InstanceLock:
             os.close(fd)
 
     def _try_acquire(self) -> InstanceLock:
-        self.host.ensure_dir(self.host.paths.run_dir, 0o755)
+        run_dir = self.host.paths.run_dir
         while True:
-            fd = os.open(self.real, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+            if not self.host.is_dir(run_dir):
+                d = run_dir
+                while d not in ("", "/") and not self.host.is_dir(d):
+                    self._made_dirs.append(d)
+                    d = d.rsplit("/", 1)[0]
+                self.host.ensure_dir(run_dir, 0o755)
+            try:
+                fd = os.open(self.real, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+            except FileNotFoundError:
+                continue  # another run removed the empty run_dir just now: make it again
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -111,6 +123,12 @@ class InstanceLock:
             pass
         os.close(self.fd)
         self.fd = None
+        for d in self._made_dirs:
+            try:
+                os.rmdir(self.host.paths.at(d))
+            except OSError:
+                break  # not empty (status.json, another run's lock): it and its parents stay
+        self._made_dirs = []
 
     def __enter__(self) -> InstanceLock:
         return self.acquire()
