@@ -221,6 +221,7 @@ class Host:
 def _atomic_write(path: Path, data: bytes, mode: int) -> None:
     tmp = path.with_name(f".{path.name}.kbootd-tmp-{os.getpid()}")
     tmp.unlink(missing_ok=True)  # left by a crashed run that had our pid
+    _remove_stale_temps(path)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
     try:
         os.fchmod(fd, mode)  # the umask must not widen or narrow the explicit mode
@@ -244,3 +245,31 @@ def _atomic_write(path: Path, data: bytes, mode: int) -> None:
         os.fsync(dfd)
     finally:
         os.close(dfd)
+
+
+def _remove_stale_temps(path: Path) -> None:
+    """Temp files of this path left by runs killed before their rename (they may hold a key).
+
+    Only those whose process is gone: runs are serialised by the host-wide lock, but a
+    live process's temp file is never touched.
+    """
+    prefix = f".{path.name}.kbootd-tmp-"
+    try:
+        names = [n for n in os.listdir(path.parent) if n.startswith(prefix)]
+    except OSError:
+        return
+    for name in names:
+        pid = name[len(prefix):]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue  # alive
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue  # alive, someone else's
+        try:
+            os.unlink(path.parent / name)
+        except FileNotFoundError:
+            pass

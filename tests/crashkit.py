@@ -19,8 +19,12 @@ from pathlib import Path
 from kbootd import hostio
 
 
-def killed_after(n: int, fn: Callable[[], object]) -> bool:
-    """Run fn in a child killed after its n-th write. True if it was killed, False if fn finished first."""
+def killed_after(n: int, fn: Callable[[], object], *, before_rename: bool = False) -> bool:
+    """Run fn in a child killed after its n-th write. True if it was killed, False if fn finished first.
+
+    With before_rename, the kill comes instead just before the n-th write's rename: the
+    temp file is complete and fsynced, the target untouched.
+    """
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
@@ -37,7 +41,19 @@ def killed_after(n: int, fn: Callable[[], object]) -> bool:
                 if count == n:
                     os.kill(os.getpid(), signal.SIGKILL)
 
-            hostio._atomic_write = counting  # type: ignore[assignment]
+            real_replace = os.replace
+
+            def replace(src: object, dst: object) -> None:
+                nonlocal count
+                count += 1
+                if count == n:
+                    os.kill(os.getpid(), signal.SIGKILL)
+                real_replace(src, dst)  # type: ignore[arg-type]
+
+            if before_rename:
+                os.replace = replace  # type: ignore[assignment]  # this child only: it dies
+            else:
+                hostio._atomic_write = counting  # type: ignore[assignment]
             fn()
         except BaseException:  # noqa: BLE001 - the parent only needs to know it did not finish
             code = 1

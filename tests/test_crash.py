@@ -58,7 +58,8 @@ def config(tmp_path: Path) -> Path:
     return p
 
 
-def test_init_local_converges_after_a_kill_at_every_write(tmp_path: Path, config: Path) -> None:
+@pytest.mark.parametrize("before_rename", [False, True], ids=["after-write", "before-rename"])
+def test_init_local_converges_after_a_kill_at_every_write(tmp_path: Path, config: Path, before_rename: bool) -> None:
     ref = tmp_path / "ref"
     ref.mkdir()
     assert init_local(ref, config) == 0
@@ -67,7 +68,7 @@ def test_init_local_converges_after_a_kill_at_every_write(tmp_path: Path, config
     for n in range(1, len(expected) + 10):
         root = tmp_path / f"r{n}"
         root.mkdir()
-        if not killed_after(n, lambda root=root: init_local(root, config)):
+        if not killed_after(n, lambda root=root: init_local(root, config), before_rename=before_rename):
             break  # the run finished before its n-th write: every boundary has been covered
         kills += 1
         before = keys_and_cas(root)
@@ -76,7 +77,7 @@ def test_init_local_converges_after_a_kill_at_every_write(tmp_path: Path, config
         assert {k: after[k] for k in before} == before, f"a key or CA changed after a kill at write {n}"
         assert files(root) == expected, n
         check_pki(root)
-        assert not [p for p in root.rglob("*.kbootd-tmp-*")], n
+        assert not [p for p in root.rglob("*.kbootd-tmp-*")], n  # a killed run's temp file is cleaned up
     assert kills >= 30  # ~38 writes: every CA, key, certificate, kubeconfig, manifest, kubelet file
 
 
