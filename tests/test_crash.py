@@ -97,7 +97,8 @@ def test_an_orphaned_ca_key_gets_its_certificate_and_keeps_its_pin(tmp_path: Pat
     check_pki(root)  # the leaves signed before the crash chain to the new certificate
 
 
-def test_join_host_writes_converge_after_a_kill_at_every_write(tmp_path: Path) -> None:
+@pytest.mark.parametrize("before_rename", [False, True], ids=["after-write", "before-rename"])
+def test_join_host_writes_converge_after_a_kill_at_every_write(tmp_path: Path, before_rename: bool) -> None:
     """join's host writes (cri, then kubelet-start after discovery); the TLS bootstrap is the kubelet's."""
     from kbootd import workflow
     from kbootd.phases import JOIN
@@ -120,7 +121,7 @@ def test_join_host_writes_converge_after_a_kill_at_every_write(tmp_path: Path) -
         for n in range(1, len(expected) + 10):
             root = tmp_path / f"j{n}"
             root.mkdir()
-            if not killed_after(n, lambda root=root: join(root)):
+            if not killed_after(n, lambda root=root: join(root), before_rename=before_rename):
                 break
             kills += 1
             before = keys_and_cas(root)
@@ -128,4 +129,5 @@ def test_join_host_writes_converge_after_a_kill_at_every_write(tmp_path: Path) -
             after = keys_and_cas(root)
             assert {k: after[k] for k in before} == before, n
             assert files(root) == expected, n
+            assert not [p for p in root.rglob("*.kbootd-tmp-*")], n
     assert kills >= 9  # cri: crictl, containerd, modules, sysctl; kubelet-start: bootstrap conf, ca.crt, flags, config, drop-in
