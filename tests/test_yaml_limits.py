@@ -104,3 +104,21 @@ def test_daemon_inputs_refuse_bombs_and_huge_files(root: Path, path: str, prefix
     real.write_bytes(b"a: b\n" * (MAX_INPUT_BYTES // 5 + 1))
     with pytest.raises(ValidationError, match="larger than"):
         gather(host)
+
+
+@pytest.mark.parametrize("path", ["/run/cloud-init/instance-data-sensitive.json",
+                                  "/run/cloud-init/combined-cloud-config.json"])
+def test_daemon_json_inputs_nested_deeply_or_huge_are_exit_3(root: Path, path: str) -> None:
+    from kbootd.daemon.inputs import gather
+    from kbootd.hostio import Host
+    from kbootd.paths import Paths
+
+    real = root / path.lstrip("/")
+    real.parent.mkdir(parents=True, exist_ok=True)
+    for text in ('{"ds": ' + "[" * 100_000 + "]" * 100_000 + "}", '{"a": ' + "9" * 5000 + "}",
+                 " " * (MAX_INPUT_BYTES + 1)):
+        real.write_text(text)
+        os.chmod(real, 0o600)
+        with pytest.raises(ValidationError) as e:
+            gather(Host(Paths.rooted(root)))
+        assert path in str(e.value)

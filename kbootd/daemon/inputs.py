@@ -172,6 +172,8 @@ def _metadata(host: Host, gathered: Gathered) -> None:
         data = json.loads(text)
     except ValueError as e:
         raise ValidationError(f"{path}: not valid JSON: {e}") from None
+    except RecursionError:  # deeply nested instance data
+        raise ValidationError(f"{path}: not valid JSON: nested too deeply") from None
     found: dict[str, Any] = {}
     where: dict[str, str] = {}
     for base, md in metadata_maps(data.get("ds") if isinstance(data, dict) else None):
