@@ -1,9 +1,9 @@
 """The long fuzz run: tests/test_fuzz.py's input surfaces with many more cases, counted.
 
-    python bench/fuzz.py [--cases 10000] [--hang 5]
+    python bench/fuzz.py [--cases 10000] [--hang 5] [--only SURFACE]
 
 Per surface (bootstrap tokens, the YAML reader, alias graphs, --root path resolution, the
-daemon's settings documents) it prints cases; properties that held (the input was accepted,
+daemon's settings documents, cloud-init user-data and metadata) it prints cases; properties that held (the input was accepted,
 or refused with a clean exit-3/4 error: the properties check which); unexpected exceptions
 (any other exception, or a property broken: a secret in a message, a path outside the
 root); and hangs (a case over --hang seconds, stopped by SIGALRM). The strategies and
@@ -31,6 +31,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", type=int, default=10_000, help="cases per surface")
     ap.add_argument("--hang", type=float, default=5.0)
+    ap.add_argument("--only", action="append", default=None, metavar="SURFACE", help="run only this surface")
     args = ap.parse_args()
     from hypothesis import HealthCheck, given, settings
 
@@ -43,6 +44,8 @@ def main() -> None:
     print(f"{'surface':<16} {'cases':>7} {'held':>7} {'unexpected':>11} {'hangs':>6} {'seconds':>8}")
     total: collections.Counter[str] = collections.Counter()
     for name, (strategies, prop) in SURFACES.items():
+        if args.only and name not in args.only:
+            continue
         counts: collections.Counter[str] = collections.Counter()
         samples: list[str] = []
         counted = _counting(prop, counts, samples, args.hang)

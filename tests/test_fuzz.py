@@ -1,10 +1,11 @@
 """Property-based fuzzing (Hypothesis) of the input surfaces issue 11 hardened: bootstrap tokens,
-the one YAML reader, --root path resolution and the daemon's settings documents.
+the one YAML reader, --root path resolution and the daemon's settings (kbootd.yaml, user-data,
+datasource metadata).
 
 Each property says what must hold for *every* input: a clean ValidationError/SecurityError
 (exit 3 or 4) or a value, never another exception, never a secret in a message, never a path
 outside the root. The CI profile is short (KBOOTD_FUZZ_EXAMPLES, default 500 per property,
-about 15 s in all); bench/fuzz.py runs the same properties long.
+about 20 s in all); bench/fuzz.py runs the same properties long.
 """
 
 from __future__ import annotations
@@ -188,6 +189,36 @@ def daemon_property(fields: dict, mode: int, header: bool) -> None:
                     assert secret not in redact.redact(str(e))
 
 
+META_KEYS = ["kbootd-role", "kbootd_token", "kbootd-token", "kbootd-endpoint", "kbootd-ca-cert-hash", "meta",
+             "tags", "instance-data", "instance", "x"]
+meta_values = st.recursive(scalars, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(META_KEYS), inner, max_size=4)), max_leaves=10)
+
+
+def metadata_property(ds: object, user_data: object) -> None:
+    """instance-data-sensitive.json and the user-data `kbootd:` key: a document or a clean error."""
+    import json
+
+    from kbootd.daemon import document
+    from kbootd.hostio import Host
+    from kbootd.paths import Paths
+
+    with tempfile.TemporaryDirectory() as d:
+        root = Path(d)
+        for path, data in (("run/cloud-init/instance-data-sensitive.json", {"ds": ds, "v1": {}}),
+                           ("run/cloud-init/combined-cloud-config.json", {"kbootd": user_data})):
+            f = root / path
+            f.parent.mkdir(parents=True, exist_ok=True)
+            f.write_text(json.dumps(data, default=str))
+            os.chmod(f, 0o600)
+        host = Host(Paths.rooted(root), say=lambda s: None)
+        try:
+            doc, _ = document.load(host)
+            document.build(doc, host, lambda m: None)
+        except KbootdError as e:
+            assert e.exit_code in (3, 4), e
+
+
 # --- the surfaces: strategies and properties, shared with bench/fuzz.py ------------------------
 
 SURFACES = {
@@ -200,6 +231,11 @@ SURFACES = {
     "daemon settings": ({"fields": st.dictionaries(st.sampled_from(KEYS), values, max_size=6),
                          "mode": st.sampled_from([0o600, 0o644, 0o666, 0o620]), "header": st.booleans()},
                         daemon_property),
+    "cloud-init data": ({"ds": st.dictionaries(st.sampled_from(["meta_data", "meta-data", "x"]), meta_values,
+                                               max_size=2),
+                         "user_data": st.one_of(meta_values, st.dictionaries(st.sampled_from(KEYS), values,
+                                                                              max_size=4))},
+                        metadata_property),
 }
 
 test_token_parse_never_echoes_what_does_not_parse = FUZZ(given(**SURFACES["tokens"][0])(token_property))
@@ -207,3 +243,4 @@ test_yaml_reader_only_returns_or_raises_a_validation_error = FUZZ(given(**SURFAC
 test_alias_expansion_is_bounded = FUZZ(given(**SURFACES["alias graphs"][0])(alias_property))
 test_paths_always_resolve_inside_the_root = FUZZ(given(**SURFACES["--root paths"][0])(paths_property))
 test_daemon_settings_give_a_document_or_a_clean_error = FUZZ(given(**SURFACES["daemon settings"][0])(daemon_property))
+test_cloud_init_data_give_a_document_or_a_clean_error = FUZZ(given(**SURFACES["cloud-init data"][0])(metadata_property))
