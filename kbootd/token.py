@@ -81,13 +81,7 @@ class BootstrapToken:
     def parse(cls, text: str, *, source: str = "token") -> BootstrapToken:
         m = _match(TOKEN_PATTERN, text.strip()) if isinstance(text, str) else None
         if not m:
-            # Register first: a malformed secret must not leak through this very message.
-            if isinstance(text, str) and "." in text:
-                redact.register(text.strip().split(".", 1)[1])
-            shown = text.split(".", 1)[0] if isinstance(text, str) else repr(text)
-            raise ValidationError(
-                f"{source}: the token (id {shown!r}) is not of the form [a-z0-9]{{6}}.[a-z0-9]{{16}}"
-            )
+            raise ValidationError(f"{source}: {describe_malformed(text)}")
         return cls(m.group(1), m.group(2))
 
     @classmethod
@@ -105,6 +99,25 @@ class BootstrapToken:
 
     def __str__(self) -> str:
         return f"{self.id}.{redact.REDACTED}"
+
+
+def describe_malformed(text: object) -> str:
+    """Why a token does not parse, echoing nothing of it but a well-formed 6-character id.
+
+    A mistyped separator (`abcdef:0123...`) or a stray character anywhere would otherwise
+    put the secret into errors, the journal and status.json: none of it is shown, and the
+    rest is registered for redaction in case some other path prints it.
+    """
+    if not isinstance(text, str):
+        return f"expected a string of the form [a-z0-9]{{6}}.[a-z0-9]{{16}}, got {type(text).__name__}"
+    t = text.strip()
+    head, dot, rest = t.partition(".")
+    redact.register(t)
+    redact.register(rest)
+    if dot and _match(TOKEN_ID_PATTERN, head):
+        return f"the token (id {head!r}) is not of the form [a-z0-9]{{6}}.[a-z0-9]{{16}}"
+    return (f"the token ({len(t)} characters, not shown) is not of the form "
+            "[a-z0-9]{6}.[a-z0-9]{16}")
 
 
 def validate_usages(usages: list[str] | tuple[str, ...], *, source: str = "usages") -> tuple[str, ...]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from kbootd.errors import KbootdError, ValidationError
@@ -21,9 +23,45 @@ def _reporter(args: argparse.Namespace):
 def _env_kubernetes_dir(rep: Any) -> str | None:
     d = os.environ.get("KUBE_KUBERNETES_DIR")
     if d:
+        from kbootd.paths import check_setting
+
+        check_setting(d, "KUBE_KUBERNETES_DIR")
         rep.warn("init", "KUBE_KUBERNETES_DIR is deprecated (the spec's environment variable); "
                  f"using {d} instead of /etc/kubernetes")
     return d
+
+
+@contextmanager
+def host_lock(args: argparse.Namespace, command: str) -> Iterator[None]:
+    """The host-wide lock the daemon takes too (issue 11 #2), for every command that changes the host.
+
+    init, join, reset and `phase` take it; a dry run changes nothing and takes none, and
+    token/config commands only talk to the API server. A second run fails at once naming
+    the holder (pid, command) rather than interleaving its writes with the first.
+    """
+    if getattr(args, "dry_run", False):
+        yield
+        return
+    from kbootd.daemon.lock import InstanceLock, LockHeld
+    from kbootd.hostio import Host
+    from kbootd.paths import Paths
+
+    host = Host(Paths.rooted(args.root or "/"), say=lambda text: None)
+    lock = InstanceLock(host, command)
+    try:
+        lock.acquire()
+    except LockHeld:
+        # reset stops the daemon anyway; on this machine and with --force it may do so first.
+        _, holder = lock.holder()
+        if not (command.startswith("kbootd reset") and getattr(args, "force", False)
+                and host.paths.is_host and holder == "kbootd run"):
+            raise
+        host.systemctl("stop", "kbootd", check=False)
+        lock.acquire(wait=30)
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _load(args: argparse.Namespace, rep: Any, role: str):
@@ -31,9 +69,17 @@ def _load(args: argparse.Namespace, rep: Any, role: str):
 
     config_conflicts(args)
     warn = lambda msg: rep.warn("config", msg)  # noqa: E731
+    from kbootd.paths import check_config_paths
+
     if args.config:
-        return load_file(args.config, role, warn)
-    return (init_from_flags if role == "init" else join_from_flags)(args, warn)
+        from kbootd.config.yamlsrc import read_capped
+
+        cfg = load_file(args.config, role, warn, text=read_capped(args.config, "--config"))
+    else:
+        cfg = (init_from_flags if role == "init" else join_from_flags)(args, warn)
+    # Relative or escaping path settings are refused before anything runs (issue 11 #3).
+    check_config_paths(cfg, args.config or "flags")
+    return cfg
 
 
 def load_init(args: argparse.Namespace, rep: Any):
@@ -72,12 +118,13 @@ def _run_workflow(args: argparse.Namespace, role: str, only: str | None = None) 
     v.ignore_preflight_errors(tuple(args.ignore_preflight_errors or ()) + tuple(cfg.node.ignore_preflight_errors),
                               "--ignore-preflight-errors")
     ignore = tuple(args.ignore_preflight_errors or ()) + (("all",) if args.skip_preflight_checks else ())
-    ctx = engine.run(
-        role, cfg, reporter=rep, root=args.root or "/", dry_run=args.dry_run,
-        ignore_preflight_errors=ignore, skip_phases=tuple(args.skip_phases or ()), only=only,
-        skip_token_print=getattr(args, "skip_token_print", False),
-        kubernetes_dir=_env_kubernetes_dir(rep),
-    )
+    with host_lock(args, f"kbootd {role}" + (f" phase {only}" if only else "")):
+        ctx = engine.run(
+            role, cfg, reporter=rep, root=args.root or "/", dry_run=args.dry_run,
+            ignore_preflight_errors=ignore, skip_phases=tuple(args.skip_phases or ()), only=only,
+            skip_token_print=getattr(args, "skip_token_print", False),
+            kubernetes_dir=_env_kubernetes_dir(rep),
+        )
     if only is None and role == "init":
         from kbootd.joincmd import print_join_command
 
@@ -88,15 +135,17 @@ def _run_workflow(args: argparse.Namespace, role: str, only: str | None = None) 
 def _reset(args: argparse.Namespace, only: str | None = None) -> int:
     from kbootd import engine
     from kbootd.config import validate as v
+    from kbootd.paths import check_setting
     from kbootd.reset import ResetOptions
 
     opts = ResetOptions(
-        cert_dir=args.cert_dir, force=args.force, remove_node=args.remove_node,
+        cert_dir=check_setting(args.cert_dir, "--cert-dir"), force=args.force, remove_node=args.remove_node,
         cri_socket=v.cri_socket(args.cri_socket, "--cri-socket") if args.cri_socket else None,
-        kubeconfig=args.kubeconfig,
+        kubeconfig=check_setting(args.kubeconfig, "--kubeconfig") if args.kubeconfig else None,
         node_name=v.node_name(args.node_name, "--node-name") if args.node_name else None)
-    engine.run_reset(opts, reporter=_reporter(args), root=args.root or "/", dry_run=args.dry_run,
-                     only=only, skip_phases=tuple(args.skip_phases or ()))
+    with host_lock(args, "kbootd reset" + (f" phase {only}" if only else "")):
+        engine.run_reset(opts, reporter=_reporter(args), root=args.root or "/", dry_run=args.dry_run,
+                         only=only, skip_phases=tuple(args.skip_phases or ()))
     return 0
 
 

@@ -68,7 +68,9 @@ def _stat(host: Host, path: str) -> tuple[int | None, int | None]:
 
 
 def _read(host: Host, path: str) -> str | None:
-    data = host.read_bytes(path)
+    from kbootd.config.yamlsrc import MAX_INPUT_BYTES
+
+    data = host.read_bytes(path, limit=MAX_INPUT_BYTES)
     if data is None:
         return None
     try:
@@ -110,10 +112,12 @@ def _user_data(host: Host, gathered: Gathered) -> None:
             if kind == "json":
                 cfg = json.loads(text)
             else:
-                import yaml
+                from kbootd.config.yamlsrc import load_one
 
-                cfg = yaml.safe_load(text)
-        except Exception as e:  # ValueError or yaml.YAMLError, without importing yaml for JSON
+                cfg = load_one(text, path)
+        except ValidationError as e:
+            raise ValidationError(f"{e.message} (cannot parse cloud-init's merged cloud-config)") from None
+        except Exception as e:  # json's ValueError or RecursionError (their text quotes no value)
             raise ValidationError(f"{path}: cannot parse cloud-init's merged cloud-config: {e}") from None
         value = cfg.get("kbootd") if isinstance(cfg, dict) else None
         if value is None:
@@ -169,6 +173,8 @@ def _metadata(host: Host, gathered: Gathered) -> None:
         data = json.loads(text)
     except ValueError as e:
         raise ValidationError(f"{path}: not valid JSON: {e}") from None
+    except RecursionError:  # deeply nested instance data
+        raise ValidationError(f"{path}: not valid JSON: nested too deeply") from None
     found: dict[str, Any] = {}
     where: dict[str, str] = {}
     for base, md in metadata_maps(data.get("ds") if isinstance(data, dict) else None):
