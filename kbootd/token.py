@@ -1,6 +1,6 @@
 """Bootstrap tokens: a value type that parses, generates and formats itself.
 
-Format `[a-z0-9]{6}.[a-z0-9]{16}`: a public id and a secret. The secret is registered
+Format `id.secret` (its shape is kbootd.tokenshape's): a public id and a secret. The secret is registered
 for redaction the moment a token is parsed or generated; `str()` shows the id only.
 """
 
@@ -10,15 +10,8 @@ import os
 
 from kbootd import redact
 from kbootd.errors import ValidationError
+from kbootd.tokenshape import TOKEN_FORMAT, TOKEN_ID_PATTERN, TOKEN_IN_TEXT_PATTERN, TOKEN_PATTERN
 
-# The one definition of a token's shape; every other module uses these.
-# Kept as pattern strings and compiled on use: `kbootd token generate` must not pay for `re`.
-_ID = "[a-z0-9]{6}"
-_SECRET = "[a-z0-9]{16}"
-TOKEN_FORMAT = f"{_ID}.{_SECRET}"  # for messages and help
-TOKEN_PATTERN = rf"^({_ID})\.({_SECRET})$"
-TOKEN_ID_PATTERN = rf"^{_ID}$"
-TOKEN_IN_TEXT_PATTERN = rf"\b({_ID})\.({_SECRET})\b"  # a token anywhere in a text: groups id, secret
 GROUP_PATTERN = r"^system:bootstrappers:[a-z0-9:-]{0,255}[a-z0-9]$"
 ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 USAGES = ("signing", "authentication")
@@ -41,7 +34,7 @@ def _random_string(n: int) -> str:
 
 
 def _match(pattern: str, text: str):
-    import re
+    import re  # compiled on use: `token generate` never matches
 
     return re.match(pattern, text)
 
@@ -86,7 +79,7 @@ class BootstrapToken:
                 redact.register(text.strip().split(".", 1)[1])
             shown = text.split(".", 1)[0] if isinstance(text, str) else repr(text)
             raise ValidationError(
-                f"{source}: the token (id {shown!r}) is not of the form [a-z0-9]{{6}}.[a-z0-9]{{16}}"
+                f"{source}: the token (id {shown!r}) is not of the form {TOKEN_FORMAT}"
             )
         return cls(m.group(1), m.group(2))
 

@@ -34,7 +34,8 @@ from kbootd.config.model import BootstrapTokenSpec, InitConfig, JoinConfig, Node
 from kbootd.daemon.inputs import Gathered, Source
 from kbootd.errors import ValidationError
 from kbootd.hostio import Host
-from kbootd.token import TOKEN_FORMAT, BootstrapToken, holds_token
+from kbootd.token import BootstrapToken, holds_token
+from kbootd.tokenshape import TOKEN_FORMAT
 
 API_VERSION = "kbootd.io/v1alpha1"
 KIND = "KbootdConfiguration"
