@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import subprocess  # noqa: TID251 - this module is the I/O boundary
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -154,8 +155,6 @@ class Host:
             self.say(f'[dryrun] Would remove "{host_path}"')
             return True
         if real.is_dir() and not real.is_symlink():
-            import shutil
-
             shutil.rmtree(real)
         else:
             real.unlink()

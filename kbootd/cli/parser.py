@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 
+from kbootd.errors import ValidationError
 from kbootd.tokenshape import TOKEN_FORMAT
 
 
@@ -28,8 +29,6 @@ class Repeated(argparse.Action):
 
 class KbootdArgumentParser(argparse.ArgumentParser):
     def error(self, message: str):  # type: ignore[override]
-        from kbootd.errors import ValidationError
-
         raise ValidationError(f"{self.prog}: {message} (see `{self.prog} --help`)")
 
 

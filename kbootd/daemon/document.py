@@ -29,11 +29,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from kbootd.config import v1alpha1, v1beta4
 from kbootd.config import validate as v
+from kbootd.config.load import check_init, check_join, load_file
 from kbootd.config.model import BootstrapTokenSpec, InitConfig, JoinConfig, NodeRegistration
-from kbootd.daemon.inputs import Gathered, Source
+from kbootd.daemon.inputs import Gathered, Source, gather
+from kbootd.duration import parse_duration
 from kbootd.errors import ValidationError
 from kbootd.hostio import Host
+from kbootd.redact import redact
 from kbootd.token import BootstrapToken, holds_token
 from kbootd.tokenshape import TOKEN_FORMAT
 
@@ -204,8 +208,6 @@ def parse_source(src: Source, host: Host) -> dict[str, tuple[Any, str]]:
             if not isinstance(value, dict) or set(value) - {"interval"}:
                 raise ValidationError(f"{at}: expected a mapping with interval (e.g. interval: 30s)")
             if "interval" in value:
-                from kbootd.duration import parse_duration
-
                 secs = parse_duration(value["interval"], what=f"{at}.interval")
                 if secs < 1:
                     raise ValidationError(f"{at}.interval: must be at least 1s, got {value['interval']!r}")
@@ -241,8 +243,6 @@ def merge(gathered: Gathered, host: Host) -> Document:
 
 
 def load(host: Host) -> tuple[Document, Gathered]:
-    from kbootd.daemon.inputs import gather
-
     g = gather(host)
     return merge(g, host), g
 
@@ -277,7 +277,6 @@ def _inject_join(text: str, doc: Document, where: str) -> str:
     """Put the document's discovery settings into the embedded JoinConfiguration before it is checked."""
     import yaml
 
-    from kbootd.config import v1alpha1, v1beta4
 
     try:
         docs = [d for d in yaml.safe_load_all(text) if d is not None]
@@ -321,8 +320,6 @@ def _inject_join(text: str, doc: Document, where: str) -> str:
 
 
 def init_config(doc: Document, host: Host, warn: Warn) -> InitConfig:
-    from kbootd.config.load import check_init, load_file
-
     emb = _embedded(doc, host)
     cfg = load_file(emb[1], "init", warn, text=emb[0]) if emb else InitConfig(source="kbootd document")
     if doc.token:
@@ -340,8 +337,6 @@ def init_config(doc: Document, host: Host, warn: Warn) -> InitConfig:
 
 
 def join_config(doc: Document, host: Host, warn: Warn) -> JoinConfig:
-    from kbootd.config.load import check_join, load_file
-
     emb = _embedded(doc, host)
     if emb:
         text, where = emb
@@ -379,7 +374,6 @@ def build(doc: Document, host: Host, warn: Warn) -> InitConfig | JoinConfig:
 
 def fingerprint(doc: Document, host: Host) -> str:
     """Identifies the inputs across restarts. Holds the token id, never the secret."""
-    from kbootd.redact import redact
 
     emb = None
     if doc.kubeadm is not None:

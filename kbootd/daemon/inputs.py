@@ -20,6 +20,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from kbootd.config.yamlsrc import load_documents
 from kbootd.errors import KbootdError, ValidationError
 from kbootd.hostio import Host
 from kbootd.token import holds_token
@@ -78,8 +79,6 @@ def _read(host: Host, path: str) -> str | None:
 
 
 def _document_file(host: Host, path: str) -> Source | None:
-    from kbootd.config.yamlsrc import load_documents
-
     text = _read(host, path)
     if text is None:
         return None
