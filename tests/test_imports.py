@@ -8,6 +8,8 @@ still be imported inside a function is listed below, each with its reason.
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -204,3 +206,29 @@ def test_the_light_modules_import_no_notable_stdlib_at_the_top(module):
     names = {t.split(".")[0] for n in _module_level_imports(tree.body) for t in _targets(n, module, False)}
     assert not names & set(NOTABLE_STDLIB)
     assert "kbootd.cli.parser" not in g[module]
+
+
+# What `kbootd version` and `kbootd token generate` import beyond the bare interpreter, as
+# measured with `-X importtime` (README, Benchmarks): kbootd's light modules and no notable
+# stdlib module. A new import here is a start-up cost: move it off the fast path instead.
+FAST_PATH_KBOOTD = {
+    "kbootd", "kbootd.cli", "kbootd.cli.main", "kbootd.cli.commands", "kbootd.errors",
+    "kbootd.redact", "kbootd.token", "kbootd.tokenshape", "kbootd.version",
+}
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("argv", [["version"], ["token", "generate"]])
+def test_fast_path_imports_exactly_the_light_modules(argv):
+    # The child imports nothing before its snapshot (no json: it would bring `re` in early).
+    code = ("import sys; before = set(sys.modules)\n"
+            "from kbootd.cli.main import main\n"
+            f"rc = main({argv!r})\n"
+            "sys.stderr.write('ADDED=' + repr(sorted(set(sys.modules) - before)))\n")
+    env = {**os.environ, "PYTHONPATH": str(PKG.parent)}
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert p.returncode == 0, p.stderr
+    added = set(ast.literal_eval(p.stderr.split("ADDED=")[1]))
+    assert {m for m in added if m.split(".")[0] == "kbootd"} == FAST_PATH_KBOOTD
+    assert not added & set(NOTABLE_STDLIB), sorted(added & set(NOTABLE_STDLIB))
+    assert {m for m in added if m.split(".")[0] != "kbootd"} <= {"__future__"}, sorted(added)
