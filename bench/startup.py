@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -36,9 +38,11 @@ LAUNCHERS = {
 }
 
 
-# The deb ships compiled bytecode (py3compile); a checkout gets it from the warm-up runs, so the
-# children must be allowed to write it whatever this shell says.
+# The deb ships compiled bytecode (py3compile): the children cache theirs (written by the
+# warm-up runs, whatever this shell's PYTHONDONTWRITEBYTECODE says) in a directory of this
+# run's, not in the checkout.
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+ENV["PYTHONPYCACHEPREFIX"] = tempfile.mkdtemp(prefix="kbootd-startup-pycache-")
 
 
 def run_once(argv: list[str]) -> tuple[float, float]:
@@ -95,6 +99,7 @@ def main() -> None:
         c, w = statistics.median(cpu[name]), statistics.median(wall[name])
         print(f"{name:<24} {c * 1000:>8.1f} {c / base_cpu:>9.2f}x {w * 1000:>9.1f} {w / base_wall:>10.2f}x")
     sys.stdout.flush()
+    shutil.rmtree(ENV["PYTHONPYCACHEPREFIX"], ignore_errors=True)
 
 
 if __name__ == "__main__":
