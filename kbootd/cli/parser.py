@@ -1,7 +1,8 @@
 """The argparse tree: every command and flag, with kubeadm's names and help.
 
-Only argparse is imported here, so building the parser costs little; commands name
-their handlers as "module:function" and import them when they run.
+Only argparse and light kbootd modules are imported here, so building the parser costs
+little; commands name their handlers as "module:function" and cli/main.py imports the
+handler's module when its command runs (dispatch, not a hidden import circle).
 """
 
 from __future__ import annotations
