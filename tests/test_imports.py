@@ -24,9 +24,9 @@ ALLOWED_LOCAL_KBOOTD = {
     # skip; cli/main.py builds the parser only off that fast path. Handlers themselves are
     # dispatched by name ("module:function" strings, importlib), not by import statements.
     ("cli/main.py", "kbootd.cli.parser"),
-    # kbootd.pki.certs imports cryptography (~50 ms, most of the supervisor's start-up): the
-    # lean supervisor and `kbootd status` read kubeconfigs through kbootd.kubeconfigfile but
-    # never parse their CA as a certificate; only KubeconfigFile.ca_cert does.
+    # kbootd.pki.certs imports cryptography (tens of ms): the lean supervisor's health checks
+    # (daemon/health.py) read kubeconfigs through kbootd.kubeconfigfile but never parse their
+    # CA as a certificate; only Kubeconfig.ca_cert does (kubeconfig phase, discovery).
     ("kubeconfigfile.py", "kbootd.pki.certs"),
 }
 
@@ -45,8 +45,8 @@ STDLIB_LOCAL = {
     ("redact.py", "logging"): "only when a log handler is set up",
     ("redact.py", "traceback"): "only when a logged record carries an exception",
     ("token.py", "re"): "compiled on the first parse; `token generate` never parses",
-    # The TLS stack (ssl, http.client: ~10 ms) only when a connection is opened; the lean
-    # supervisor and the offline commands import transport's users without connecting.
+    # The TLS stack (ssl, http.client: ~10 ms) only when a connection is opened: every API
+    # caller imports kbootd.transport, offline commands (config print, dry runs) included.
     ("transport.py", "ssl"): "",
     ("transport.py", "http.client"): "",
 }
