@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import subprocess  # noqa: TID251 - this module is the I/O boundary
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kbootd.errors import KbootdError
+from kbootd.errors import KbootdError, ValidationError
 from kbootd.paths import Paths
 from kbootd.redact import redact
 
@@ -69,7 +70,6 @@ class Host:
             with real.open("rb") as f:
                 data = f.read(limit + 1)
             if len(data) > limit:
-                from kbootd.errors import ValidationError
 
                 raise ValidationError(f"{host_path}: larger than {limit} bytes; not an input kbootd reads")
             return data
@@ -172,8 +172,6 @@ class Host:
             self.say(f'[dryrun] Would remove "{host_path}"')
             return True
         if real.is_dir() and not real.is_symlink():
-            import shutil
-
             shutil.rmtree(real)
         else:
             real.unlink()

@@ -102,8 +102,8 @@ def test_token_regex_is_the_spec_regex():
     assert TOKEN_PATTERN == r"^([a-z0-9]{6})\.([a-z0-9]{16})$"
 
 
-def test_the_token_shape_is_defined_once_in_kbootd_token():
-    """No other module spells the token regex: they use kbootd.token's patterns."""
+def test_the_token_shape_is_defined_once_in_kbootd_tokenshape():
+    """No other module spells the token regex: they use kbootd.tokenshape's patterns."""
     from pathlib import Path
 
     import kbootd
@@ -111,7 +111,7 @@ def test_the_token_shape_is_defined_once_in_kbootd_token():
 
     pkg = Path(kbootd.__file__).parent
     spelled = [str(p.relative_to(pkg)) for p in pkg.rglob("*.py")
-               if p.name != "token.py" and ("{6}" in p.read_text() or "{16}" in p.read_text())]
+               if p.name != "tokenshape.py" and ("{6}" in p.read_text() or "{16}" in p.read_text())]
     assert spelled == []
     assert token.holds_token("x abcdef.0123456789abcdef y") and not token.holds_token("abcdef.0123")
 

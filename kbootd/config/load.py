@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from kbootd.config import v1alpha1, v1beta4
+from kbootd.config import strict, v1alpha1, v1beta3, v1beta4
 from kbootd.config import validate as v
 from kbootd.config.model import (
     BootstrapTokenSpec,
@@ -58,7 +58,6 @@ class Parsed:
 
 def parse_file(path: str, warn: Warn, text: str | None = None) -> Parsed:
     """Every document of a kubeadm configuration file, checked, without a role."""
-    from kbootd.config import strict, v1beta3
 
     text = read_config_file(path) if text is None else text
     docs = load_documents(text, path)
@@ -119,8 +118,6 @@ def parse_file(path: str, warn: Warn, text: str | None = None) -> Parsed:
     if init_kw is not None or cluster is not None:
         cfg = v1beta4.merge_init(init_kw, cluster, path, extras.get("kubelet"), extras.get("proxy"))
         if cp_timeout is not None:
-            from kbootd.duration import parse_duration
-
             t = parse_duration(cp_timeout[0], what=cp_timeout[1])
             cfg = replace(cfg, timeouts=replace(cfg.timeouts, control_plane_component_health_check=t))
         v1beta4.validity_warnings(cfg.cluster, path, warn)

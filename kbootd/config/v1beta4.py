@@ -20,6 +20,7 @@ from kbootd.config.model import (
     Timeouts,
 )
 from kbootd.config.yamlsrc import Fields
+from kbootd.duration import format_duration
 from kbootd.errors import ValidationError
 
 API = "kubeadm.k8s.io/v1beta4"
@@ -253,7 +254,6 @@ def external_etcd(xf: Fields, endpoints: tuple[str, ...]) -> ExternalEtcd:
 def validity_warnings(c: ClusterConfig, source: str, warn) -> None:
     """kubeadm's ValidateCertValidity (periods above the recommended defaults), plus a leaf period
     longer than the CA's: the leaf would outlive its issuer."""
-    from kbootd.duration import format_duration
 
     d = ClusterConfig()
     if c.cert_validity > d.cert_validity:

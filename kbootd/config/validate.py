@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from kbootd.errors import SecurityError, ValidationError
 from kbootd.version import DEFAULT_KUBERNETES_VERSION, MIN_KUBERNETES_MINOR
@@ -304,8 +306,6 @@ def endpoint_port(ep: str) -> int | None:
 def https_url(value: object, where: str) -> str:
     """A discovery file: an https:// URL with a valid host, or a path (made absolute against the
     working directory, as kubeadm reads it). ValidateDiscoveryKubeConfigPath."""
-    import os
-    from urllib.parse import urlsplit
 
     v = str(value).strip()
     if v.startswith("http://"):
@@ -359,7 +359,6 @@ def image_repository(value: object, where: str) -> str:
 
 def etcd_endpoints(urls: tuple[str, ...], require_https: bool, where: str) -> tuple[str, ...]:
     """ValidateURLs: every endpoint is a URL with a scheme; https:// when TLS files are given."""
-    from urllib.parse import urlsplit
 
     for u in urls:
         try:

@@ -29,12 +29,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from kbootd.config import v1alpha1, v1beta4
 from kbootd.config import validate as v
+from kbootd.config.load import check_init, check_join, load_file
 from kbootd.config.model import BootstrapTokenSpec, InitConfig, JoinConfig, NodeRegistration
-from kbootd.daemon.inputs import Gathered, Source
+from kbootd.config.yamlsrc import MAX_INPUT_BYTES, load_data
+from kbootd.daemon.inputs import Gathered, Source, gather
+from kbootd.duration import parse_duration
 from kbootd.errors import ValidationError
 from kbootd.hostio import Host
-from kbootd.token import TOKEN_FORMAT, BootstrapToken, holds_token
+from kbootd.redact import redact
+from kbootd.token import BootstrapToken, holds_token
+from kbootd.tokenshape import TOKEN_FORMAT
 
 API_VERSION = "kbootd.io/v1alpha1"
 KIND = "KbootdConfiguration"
@@ -198,8 +204,6 @@ def _check_private(src: Source, host: Host, *, token: bool, trust: bool) -> None
 def _embedded_sensitive(text: str | None, where: str) -> tuple[bool, bool]:
     if not text:
         return False, False
-    from kbootd.config.yamlsrc import load_data
-
     return sensitive_values(load_data(text, where))
 
 
@@ -254,8 +258,6 @@ def parse_source(src: Source, host: Host) -> dict[str, tuple[Any, str]]:
             if not isinstance(value, dict) or set(value) - {"interval"}:
                 raise ValidationError(f"{at}: expected a mapping with interval (e.g. interval: 30s)")
             if "interval" in value:
-                from kbootd.duration import parse_duration
-
                 secs = parse_duration(value["interval"], what=f"{at}.interval")
                 if secs < 1:
                     raise ValidationError(f"{at}.interval: must be at least 1s, got {value['interval']!r}")
@@ -299,8 +301,6 @@ def merge(gathered: Gathered, host: Host) -> Document:
 
 
 def load(host: Host) -> tuple[Document, Gathered]:
-    from kbootd.daemon.inputs import gather
-
     g = gather(host)
     return merge(g, host), g
 
@@ -318,8 +318,6 @@ def _embedded(doc: Document, host: Host) -> tuple[str, str] | None:
     if doc.kubeadm is not None:
         return doc.kubeadm, doc.origin.get("kubeadm", "kubeadm")
     if doc.kubeadm_file:
-        from kbootd.config.yamlsrc import MAX_INPUT_BYTES
-
         raw = host.read_bytes(doc.kubeadm_file, limit=MAX_INPUT_BYTES)
         if raw is None:
             raise ValidationError(f"{doc.origin.get('kubeadmConfigFile')}: {doc.kubeadm_file}: no such file")
@@ -337,8 +335,6 @@ def _inject_join(text: str, doc: Document, where: str) -> str:
     """Put the document's discovery settings into the embedded JoinConfiguration before it is checked."""
     import yaml
 
-    from kbootd.config import v1alpha1, v1beta4
-    from kbootd.config.yamlsrc import load_data
 
     docs = load_data(text, where)
     tok = doc.token.full if doc.token else None
@@ -379,8 +375,6 @@ def _inject_join(text: str, doc: Document, where: str) -> str:
 
 
 def init_config(doc: Document, host: Host, warn: Warn) -> InitConfig:
-    from kbootd.config.load import check_init, load_file
-
     emb = _embedded(doc, host)
     cfg = load_file(emb[1], "init", warn, text=emb[0]) if emb else InitConfig(source="kbootd document")
     if doc.token:
@@ -398,8 +392,6 @@ def init_config(doc: Document, host: Host, warn: Warn) -> InitConfig:
 
 
 def join_config(doc: Document, host: Host, warn: Warn) -> JoinConfig:
-    from kbootd.config.load import check_join, load_file
-
     emb = _embedded(doc, host)
     if emb:
         text, where = emb
@@ -437,7 +429,6 @@ def build(doc: Document, host: Host, warn: Warn) -> InitConfig | JoinConfig:
 
 def fingerprint(doc: Document, host: Host) -> str:
     """Identifies the inputs across restarts. Holds the token id, never the secret."""
-    from kbootd.redact import redact
 
     emb = None
     if doc.kubeadm is not None:

@@ -20,6 +20,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from kbootd.config.yamlsrc import MAX_INPUT_BYTES, load_documents, load_one
 from kbootd.errors import KbootdError, ValidationError
 from kbootd.hostio import Host
 from kbootd.token import holds_token
@@ -68,8 +69,6 @@ def _stat(host: Host, path: str) -> tuple[int | None, int | None]:
 
 
 def _read(host: Host, path: str) -> str | None:
-    from kbootd.config.yamlsrc import MAX_INPUT_BYTES
-
     data = host.read_bytes(path, limit=MAX_INPUT_BYTES)
     if data is None:
         return None
@@ -80,8 +79,6 @@ def _read(host: Host, path: str) -> str | None:
 
 
 def _document_file(host: Host, path: str) -> Source | None:
-    from kbootd.config.yamlsrc import load_documents
-
     text = _read(host, path)
     if text is None:
         return None
@@ -112,7 +109,6 @@ def _user_data(host: Host, gathered: Gathered) -> None:
             if kind == "json":
                 cfg = json.loads(text)
             else:
-                from kbootd.config.yamlsrc import load_one
 
                 cfg = load_one(text, path)
         except ValidationError as e:

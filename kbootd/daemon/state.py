@@ -15,6 +15,7 @@ from typing import Any
 
 from kbootd.errors import ValidationError
 from kbootd.hostio import Host
+from kbootd.retry import Backoff
 
 VERSION = 1
 NEW, RUNNING, DONE, FAILED = "new", "running", "done", "failed"
@@ -78,7 +79,6 @@ def backoff_delay(failures: int, *, base: float = 10.0, cap: float = 300.0) -> f
     kbootd.retry's Backoff without jitter (one restart at a time per machine; systemd
     spreads nothing to spread), which bounds the exponent: no overflow at any count.
     """
-    from kbootd.retry import Backoff
 
     if failures <= 0:
         return 0.0

@@ -12,6 +12,7 @@ import ipaddress
 import re
 from typing import TYPE_CHECKING
 
+from kbootd.errors import KbootdError
 from kbootd.preflight.facts import ENABLED_STATES, Facts
 from kbootd.preflight.runner import CheckFn, NotChecked
 
@@ -262,7 +263,6 @@ def cgroups_advice(ctx: Context, facts: Facts) -> list[str]:
 
 # --- names and networks ----------------------------------------------------------------
 def hostname(ctx: Context, facts: Facts) -> list[str]:
-
     name = ctx.data.node_name  # a bad name raises ValidationError: the runner reports it
     found = facts.lookup_host(name)
     if found is None:
@@ -280,8 +280,6 @@ def http_proxy(host_of: str | None) -> CheckFn:
     def check(ctx: Context, facts: Facts) -> list[str]:
         host = host_of
         if host is None:
-            from kbootd.errors import KbootdError
-
             try:
                 host = ctx.data.advertise_address
             except KbootdError as e:
