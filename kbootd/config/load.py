@@ -75,6 +75,10 @@ def parse_file(path: str, warn: Warn, text: str | None = None) -> Parsed:
         api, kind = doc.data.get("apiVersion"), doc.data.get("kind")
         if not api or not kind:
             raise ValidationError(f"{path}:{doc.line(())}: document has no apiVersion or kind")
+        for key, val in (("apiVersion", api), ("kind", kind)):
+            if not isinstance(val, str):  # `kind: {a: 1}` is not a name to look up
+                raise ValidationError(f"{path}:{doc.line((key,))}: {key}: expected a string, "
+                                      f"got {type(val).__name__}")
         if kind in seen:
             raise ValidationError(f"{path}:{doc.line(())}: {kind} given twice")
         seen.add(str(kind))
