@@ -145,3 +145,45 @@ def test_deep_but_valid_instance_data_is_exit_3_not_a_recursion_error(root):
         _daemon(root, {"/etc/kbootd/kbootd.yaml": WORKER.replace("role: worker\n", ""),
                        "/run/cloud-init/instance-data-sensitive.json": '{"ds": {"meta_data": ' + deep + "}}"})
     assert "/run/cloud-init/instance-data-sensitive.json" in str(e.value)
+
+
+# --- errors name their source (issue 11 #10) -----------------------------------------------------------
+
+def test_service_ip_names_where_the_cidr_came_from():
+    from kbootd.config.validate import service_ip
+
+    with pytest.raises(ValidationError, match=r"^--service-cidr: service CIDR 10.96.0.0/29 is too small"):
+        service_ip("10.96.0.0/29", 10, "--service-cidr")
+
+
+@pytest.mark.parametrize("argv,flag", [
+    (["--service-cidr", "10.96.0.0/30"], "--service-cidr"),
+    (["--pod-network-cidr", "10.244.0.0/30"], "--pod-network-cidr"),
+    (["--service-cidr", "10.96.0.0/12", "--pod-network-cidr", "10.96.0.0/16"], "--pod-network-cidr"),
+    (["--cert-dir", "pki"], "--cert-dir"),
+])
+def test_a_whole_config_rule_broken_by_flags_names_the_flag(run_cli, root, argv, flag):
+    code, _out, err = run_cli("init", "--dry-run", "--root", str(root), *argv)
+    assert code == 3
+    assert f"error: {flag}: " in err, err
+
+
+@pytest.mark.parametrize("text,role,field", [
+    (B4 + "kind: InitConfiguration\nskipPhases: [addon/kube-proxy, bogus]\n", "init", "InitConfiguration.skipPhases[1]"),
+    (B3 + "kind: InitConfiguration\nskipPhases: [bogus]\n", "init", "InitConfiguration.skipPhases[0]"),
+    (B4 + "kind: JoinConfiguration\nskipPhases: [certs]\ndiscovery:\n  bootstrapToken:\n"
+          "    token: abcdef.0123456789abcdef\n    apiServerEndpoint: 10.0.0.1:6443\n"
+          "    unsafeSkipCAVerification: true\n", "join", "JoinConfiguration.skipPhases[0]"),
+])
+def test_skip_phases_in_a_config_is_checked_at_load_and_named_as_the_field(text, role, field):
+    msg = fails(text, field, "no phase named", role=role)
+    assert "--skip-phases" not in msg
+    assert f"{PATH}:3: " in msg  # the line of skipPhases
+
+
+def test_config_validate_reports_a_bogus_skip_phase(run_cli, tmp_path):
+    cfg = tmp_path / "k.yaml"
+    cfg.write_text(B4 + "kind: InitConfiguration\nskipPhases: [bogus]\n")
+    code, out, err = run_cli("config", "validate", "--config", str(cfg))
+    assert code == 3 and "ok" not in out
+    assert f"{cfg}:3: InitConfiguration.skipPhases[0]: no phase named 'bogus'" in err

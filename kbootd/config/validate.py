@@ -153,11 +153,11 @@ def check_overlap(service: str, pod: str | None, where: str) -> None:
                 )
 
 
-def service_ip(service_cidr: str, index: int) -> str:
+def service_ip(service_cidr: str, index: int, where: str = "networking.serviceSubnet") -> str:
     """The index-th address of the (first) service CIDR: 1 = API server, 10 = cluster DNS."""
     net = networks(service_cidr)[0]
     if net.num_addresses <= index + 1:
-        raise ValidationError(f"service CIDR {net} is too small to hold address number {index}")
+        raise ValidationError(f"{where}: service CIDR {net} is too small to hold address number {index}")
     return str(net.network_address + index)
 
 
