@@ -534,7 +534,7 @@ FLAG_VALUES = ["10.96.0.0/30", "10.96.0.0/12", "::/0", "1e20", "99999999999h", "
 def cli_argvs(draw: st.DrawFn) -> tuple[str, list[str]]:
     """(kind, argv without --root): init/join dry-runs, config and token commands with hostile flags."""
     cmd = draw(st.sampled_from(["init", "join", "config-validate", "config-images", "token-create",
-                                "phase-init", "completion"]))
+                                "ca-generate", "phase-init", "completion"]))
     flags = INIT_FLAGS if cmd in ("init", "phase-init", "config-images") else JOIN_FLAGS
     argv: list[str] = []
     for _ in range(draw(st.integers(0, 4))):
@@ -551,9 +551,12 @@ def cli_argvs(draw: st.DrawFn) -> tuple[str, list[str]]:
                      "--dry-run", "--discovery-timeout", "1s", *argv]
     if cmd == "config-images":
         return cmd, ["config", "images", "list", *[a for a in argv if "version" in a or "repository" in a]]
-    if cmd == "token-create":
-        return cmd, ["token", "create", "--dry-run", draw(st.sampled_from([TOKEN, "x", ""])),
-                     "--ttl", draw(st.sampled_from(FLAG_VALUES))]
+    if cmd == "token-create":  # the flags are checked before the (absent) kubeconfig is read
+        return cmd, ["token", "create", draw(st.sampled_from([TOKEN, "x", ""])),
+                     "--ttl", draw(st.sampled_from(FLAG_VALUES)), "--kubeconfig", "/nonexistent/admin.conf"]
+    if cmd == "ca-generate":
+        return cmd, ["ca", "generate", "--algorithm", "ECDSA-P256", "-o", "json",
+                     "--validity", draw(st.one_of(st.sampled_from(FLAG_VALUES), st.text(max_size=12)))]
     if cmd == "completion":
         return cmd, ["completion", draw(st.sampled_from(["bash", "zsh", "fish", "x"]))]
     return cmd, ["config", "validate", "--config", "@CONFIG@"]

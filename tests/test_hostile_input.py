@@ -187,3 +187,18 @@ def test_config_validate_reports_a_bogus_skip_phase(run_cli, tmp_path):
     code, out, err = run_cli("config", "validate", "--config", str(cfg))
     assert code == 3 and "ok" not in out
     assert f"{cfg}:3: InitConfiguration.skipPhases[0]: no phase named 'bogus'" in err
+
+
+@pytest.mark.parametrize("argv,flag", [
+    (["ca", "generate", "--validity", "99999999999h"], "--validity"),
+    (["ca", "generate", "--validity", ".inf"], "--validity"),
+    (["token", "create", TOKEN, "--ttl", "1" + "0" * 30 + "h", "--kubeconfig", "/nonexistent"], "--ttl"),
+    (["init", "--dry-run", "--token-ttl", "99999999999h"], "--token-ttl"),
+    (["init", "--dry-run", "--kubernetes-version", "v1." + "9" * 30 + ".0"], "--kubernetes-version"),
+])
+def test_out_of_range_flags_are_exit_3_naming_the_flag(run_cli, root, argv, flag):
+    if argv[0] == "init":
+        argv = [*argv, "--root", str(root)]
+    code, _out, err = run_cli(*argv)
+    assert code == 3, err
+    assert flag in err and "internal error" not in err
