@@ -5,8 +5,10 @@
 --cases is the total, split over the surfaces by weight (the CLI and the daemon, which do
 more per case, get fewer). Prints per surface: cases, accepted, clean errors (a KbootdError
 with the right exit code naming the source), unexpected exceptions (the findings, a few
-shown) and hangs (a case past --budget seconds). Exit status 1 if anything unexpected or a
-hang was found.
+shown) and hangs (a case past --budget seconds). For the CLI, "accepted" means main()
+returned a code of the README's table with no traceback and no "internal error" (its clean
+errors are counted there too). yaml#7 counts failures inside kbootd/config/yamlsrc.py
+(issue 11 #7, the reliability branch). Exit status 1 if anything unexpected or a hang was found.
 """
 
 from __future__ import annotations
