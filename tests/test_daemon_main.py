@@ -373,3 +373,20 @@ def test_a_mistyped_token_reaches_no_journal_status_or_status_json(root, notify,
     for i in range(len(mistyped) - 4):
         piece = mistyped[i:i + 5]
         assert piece not in seen or piece in "fz1abc", piece
+
+
+@pytest.mark.parametrize("text,field", [
+    ('{"version": 1, "status": "running", "role": "worker", "failures": null}', "failures"),
+    ('{"version": 1, "status": "running", "role": "worker", "phases_done": {"a": 1}}', "phases_done"),
+    ("[" * 100_000, "not valid JSON"),
+])
+def test_a_mistyped_state_file_stops_the_daemon_for_good_naming_it(root, notify, text, field):
+    """Issue 11 #8: exit 3 (no restart loop), the file and field named, the state left for the operator."""
+    worker_doc(root)
+    write(root, "/var/lib/kbootd/state.json", text)
+    assert run(root) == 3
+    assert CALLS == []
+    s = status(root)
+    assert (s["state"], s["will_retry"], s["exit_code"]) == ("failed", False, 3)
+    assert "/var/lib/kbootd/state.json" in s["error"] and field in s["error"]
+    assert (root / "var/lib/kbootd/state.json").read_text() == text

@@ -74,6 +74,10 @@ def parse_file(path: str, warn: Warn, text: str | None = None) -> Parsed:
         api, kind = doc.data.get("apiVersion"), doc.data.get("kind")
         if not api or not kind:
             raise ValidationError(f"{path}:{doc.line(())}: document has no apiVersion or kind")
+        for key, val in (("apiVersion", api), ("kind", kind)):
+            if not isinstance(val, str):  # `kind: {a: 1}` is not a name to look up
+                raise ValidationError(f"{path}:{doc.line((key,))}: {key}: expected a string, "
+                                      f"got {type(val).__name__}")
         if kind in seen:
             raise ValidationError(f"{path}:{doc.line(())}: {kind} given twice")
         seen.add(str(kind))
@@ -241,19 +245,35 @@ def join_from_flags(a: argparse.Namespace, warn: Warn) -> JoinConfig:
 
 # --- whole-config checks ----------------------------------------------------------
 
+# The flag behind a whole-config field, so that an error found in flags names the flag.
+FLAG_OF_FIELD = {
+    "networking": "--service-cidr/--pod-network-cidr",
+    "networking.serviceSubnet": "--service-cidr",
+    "networking.podSubnet": "--pod-network-cidr",
+    "certificatesDir": "--cert-dir",
+    "nodeRegistration.ignorePreflightErrors": "--ignore-preflight-errors",
+}
+
+
+def _at(where: str, field_name: str) -> str:
+    if where == "flags" and field_name in FLAG_OF_FIELD:
+        return FLAG_OF_FIELD[field_name]
+    return f"{where}: {field_name}"
+
+
 def check_init(cfg: InitConfig, where: str) -> None:
     """kubeadm's whole-configuration rules (ValidateNetworking, ValidateEtcd, ...), for every source."""
     net = cfg.cluster.networking
-    v.check_overlap(net.service_subnet, net.pod_subnet, f"{where}: networking")
-    v.subnet_min_size(net.service_subnet, v.MIN_SERVICE_SUBNET_ADDRESSES, f"{where}: networking.serviceSubnet")
-    v.service_subnet_size(net.service_subnet, f"{where}: networking.serviceSubnet")
+    v.check_overlap(net.service_subnet, net.pod_subnet, _at(where, "networking"))
+    v.subnet_min_size(net.service_subnet, v.MIN_SERVICE_SUBNET_ADDRESSES, _at(where, "networking.serviceSubnet"))
+    v.service_subnet_size(net.service_subnet, _at(where, "networking.serviceSubnet"))
     if net.pod_subnet:
-        v.subnet_min_size(net.pod_subnet, v.MIN_POD_SUBNET_ADDRESSES, f"{where}: networking.podSubnet")
+        v.subnet_min_size(net.pod_subnet, v.MIN_POD_SUBNET_ADDRESSES, _at(where, "networking.podSubnet"))
         v.pod_subnet_node_mask(net.pod_subnet, cfg.cluster.controller_manager.extra_args,
-                               f"{where}: networking.podSubnet", f"{where}: controllerManager.extraArgs")
-    v.service_ip(net.service_subnet, 10)
-    v.absolute_path(cfg.cluster.certificates_dir, f"{where}: certificatesDir")
-    v.ignore_preflight_errors(cfg.node.ignore_preflight_errors, f"{where}: nodeRegistration.ignorePreflightErrors")
+                               _at(where, "networking.podSubnet"), f"{where}: controllerManager.extraArgs")
+    v.service_ip(net.service_subnet, 10, _at(where, "networking.serviceSubnet"))
+    v.absolute_path(cfg.cluster.certificates_dir, _at(where, "certificatesDir"))
+    v.ignore_preflight_errors(cfg.node.ignore_preflight_errors, _at(where, "nodeRegistration.ignorePreflightErrors"))
     ext = cfg.cluster.etcd_external
     if ext is not None:
         files = {"caFile": ext.ca_file, "certFile": ext.cert_file, "keyFile": ext.key_file}
@@ -270,8 +290,8 @@ def check_init(cfg: InitConfig, where: str) -> None:
 
 
 def check_join(cfg: JoinConfig, where: str) -> None:
-    v.ca_cert_path(cfg.ca_cert_path, f"{where}: caCertPath")
-    v.ignore_preflight_errors(cfg.node.ignore_preflight_errors, f"{where}: nodeRegistration.ignorePreflightErrors")
+    v.ca_cert_path(cfg.ca_cert_path, _at(where, "caCertPath"))
+    v.ignore_preflight_errors(cfg.node.ignore_preflight_errors, _at(where, "nodeRegistration.ignorePreflightErrors"))
     if cfg.discovery_file:
         return
     if cfg.discovery_token is None:

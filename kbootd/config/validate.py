@@ -155,11 +155,11 @@ def check_overlap(service: str, pod: str | None, where: str) -> None:
                 )
 
 
-def service_ip(service_cidr: str, index: int) -> str:
+def service_ip(service_cidr: str, index: int, where: str = "networking.serviceSubnet") -> str:
     """The index-th address of the (first) service CIDR: 1 = API server, 10 = cluster DNS."""
     net = networks(service_cidr)[0]
     if net.num_addresses <= index + 1:
-        raise ValidationError(f"service CIDR {net} is too small to hold address number {index}")
+        raise ValidationError(f"{where}: service CIDR {net} is too small to hold address number {index}")
     return str(net.network_address + index)
 
 
@@ -250,6 +250,9 @@ def kubernetes_version(value: object, where: str, warn: Callable[[str], None] | 
             return DEFAULT_KUBERNETES_VERSION
     m = VERSION_RE.fullmatch(label)
     assert m is not None
+    if any(len(g) > 20 or int(g) >= 2**64 for g in m.groups()[:3] if g and g.isdigit()):
+        # Go parses each part as a uint64 (util/version); int() of 4300+ digits would raise.
+        raise ValidationError(f"{where}: {label[:40]!r}...: a version number part is out of range")
     if int(m.group(1)) != 1 or int(m.group(2)) < MIN_KUBERNETES_MINOR:
         raise ValidationError(
             f"{where}: {label} is not supported; kbootd builds clusters of v1.{MIN_KUBERNETES_MINOR}.0 and newer"

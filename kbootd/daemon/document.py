@@ -338,13 +338,23 @@ def _inject_join(text: str, doc: Document, where: str) -> str:
 
     docs = load_data(text, where)
     tok = doc.token.full if doc.token else None
+
+    def section(parent: dict[str, Any], key: str, path: str) -> dict[str, Any]:
+        """parent[key] as a mapping to fill in; anything else is the operator's to fix."""
+        val = parent.get(key) or {}
+        if not isinstance(val, dict):
+            raise ValidationError(f"{where}: JoinConfiguration.{path}: expected a mapping, got "
+                                  f"{type(val).__name__}")
+        parent[key] = val
+        return val
+
     for d in docs:
         if not isinstance(d, dict):
             continue
         if d.get("kind") == "JoinConfiguration" and d.get("apiVersion") in (v1beta4.API, "kubeadm.k8s.io/v1beta3"):
-            disc = d["discovery"] = d.get("discovery") or {}
+            disc = section(d, "discovery", "discovery")
             if tok or doc.endpoints or doc.ca_cert_hashes or doc.unsafe_skip_ca_verification:
-                bt = disc["bootstrapToken"] = disc.get("bootstrapToken") or {}
+                bt = section(disc, "bootstrapToken", "discovery.bootstrapToken")
                 if tok:
                     bt["token"] = tok
                     disc["tlsBootstrapToken"] = tok
@@ -355,8 +365,7 @@ def _inject_join(text: str, doc: Document, where: str) -> str:
                 if doc.unsafe_skip_ca_verification:
                     bt["unsafeSkipCAVerification"] = True
             if doc.node_name:
-                reg = d["nodeRegistration"] = d.get("nodeRegistration") or {}
-                reg["name"] = doc.node_name
+                section(d, "nodeRegistration", "nodeRegistration")["name"] = doc.node_name
         elif (d.get("apiVersion"), d.get("kind")) == (v1alpha1.API, "NodeConfiguration"):
             if tok:
                 # The document's token is the one for both jobs, as `token` is in kubeadm.

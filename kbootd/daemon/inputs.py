@@ -152,7 +152,7 @@ def metadata_maps(ds: Any) -> list[tuple[str, dict[str, Any]]]:
         if isinstance(attrs, str):
             try:
                 attrs = json.loads(attrs)
-            except ValueError:
+            except (ValueError, RecursionError):
                 attrs = None
         if isinstance(attrs, dict):
             out.append((f'{base}["instance-data"]', attrs))
@@ -167,7 +167,7 @@ def _metadata(host: Host, gathered: Gathered) -> None:
         return
     try:
         data = json.loads(text)
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:  # nested past Python's recursion limit: refused too
         raise ValidationError(f"{path}: not valid JSON: {e}") from None
     except RecursionError:  # deeply nested instance data
         raise ValidationError(f"{path}: not valid JSON: nested too deeply") from None
