@@ -21,7 +21,9 @@ from kbootd.config.model import (
 from kbootd.config.yamlsrc import Fields, load_documents
 from kbootd.duration import parse_duration
 from kbootd.errors import ValidationError
+from kbootd.phases import WORKFLOWS
 from kbootd.token import BootstrapToken
+from kbootd.workflow import check_skips
 
 Warn = Callable[[str], None]
 
@@ -68,6 +70,7 @@ def parse_file(path: str, warn: Warn, text: str | None = None) -> Parsed:
     cp_timeout: tuple[str, str] | None = None
     extras: dict[str, dict] = {}
     seen: set[str] = set()
+    skip_where: dict[str, str] = {}
     for doc in docs:
         if not isinstance(doc.data, dict):
             raise ValidationError(f"{path}:{doc.line(())}: expected a mapping with apiVersion and kind")
@@ -93,10 +96,12 @@ def parse_file(path: str, warn: Warn, text: str | None = None) -> Parsed:
             extras[KNOWN_EXTRA_KINDS[(api, kind)]] = dict(doc.data)
         elif api == v1beta4.API and kind == "InitConfiguration":
             init_kw = v1beta4.init(f)
+            skip_where["init"] = f.where("skipPhases")
         elif api == v1beta4.API and kind == "ClusterConfiguration":
             cluster = v1beta4.cluster(f, warn)
         elif api == v1beta4.API and kind == "JoinConfiguration":
             join = v1beta4.join(f)
+            skip_where["join"] = f.where("skipPhases")
         elif api == v1alpha1.API and kind == "MasterConfiguration":
             out.init = v1beta4.with_endpoint_port(v1alpha1.master(f, warn, path))
             warn(f"{path}: kubeadm.k8s.io/v1alpha1 is the spec's format; kubeadm today reads "
@@ -118,6 +123,7 @@ def parse_file(path: str, warn: Warn, text: str | None = None) -> Parsed:
             raise ValidationError(f"{path}:{doc.line(('kind',))}: unknown document kind {api}/{kind}")
     if join is not None:
         out.join = replace(join, source=path)
+        _check_skip_phases(out.join.skip_phases, "join", skip_where["join"])
         check_join(out.join, path)
     if init_kw is not None or cluster is not None:
         cfg = v1beta4.merge_init(init_kw, cluster, path, extras.get("kubelet"), extras.get("proxy"))
@@ -125,11 +131,19 @@ def parse_file(path: str, warn: Warn, text: str | None = None) -> Parsed:
             t = parse_duration(cp_timeout[0], what=cp_timeout[1])
             cfg = replace(cfg, timeouts=replace(cfg.timeouts, control_plane_component_health_check=t))
         v1beta4.validity_warnings(cfg.cluster, path, warn)
+        _check_skip_phases(cfg.skip_phases, "init", skip_where.get("init", ""))
         check_init(cfg, path)
         out.init = cfg
     if out.init is None and out.join is None:
         raise ValidationError(f"{path}: no InitConfiguration, ClusterConfiguration or JoinConfiguration found")
     return out
+
+
+def _check_skip_phases(names: tuple[str, ...], workflow: str, where: str) -> None:
+    """skipPhases checked now, at load time, and named as the file's field (not --skip-phases,
+    and not only once the workflow starts)."""
+    for i, name in enumerate(names):
+        check_skips(WORKFLOWS[workflow], [name], f"{where}[{i}]")
 
 
 def load_file(path: str, role: str, warn: Warn, text: str | None = None) -> InitConfig | JoinConfig:

@@ -141,19 +141,9 @@ def cluster(f: Fields, warn) -> ClusterConfig:
     return cfg
 
 
-def skip_phases(f: Fields, workflow: str) -> tuple[str, ...]:
-    """skipPhases, each checked against the workflow's phases now, at load time, and named as
-    this file's field (not --skip-phases, and not only once the workflow starts)."""
-    names = f.str_list("skipPhases")
-    if names:
-        # Imported here: the phase table pulls in every phase's module, which only a
-        # configuration that skips phases needs.
-        from kbootd.phases import WORKFLOWS
-        from kbootd.workflow import check_skips
-
-        for i, name in enumerate(names):
-            check_skips(WORKFLOWS[workflow], [name], f"{f.where('skipPhases')}[{i}]")
-    return names
+def skip_phases(f: Fields) -> tuple[str, ...]:
+    """skipPhases as written; config/load.py checks the names against the workflow at load time."""
+    return f.str_list("skipPhases")
 
 
 def init(f: Fields) -> dict[str, Any]:
@@ -171,7 +161,7 @@ def init(f: Fields) -> dict[str, Any]:
     if f.has("certificateKey"):
         redact.register(f.str("certificateKey"))
         _unsupported(f, "certificateKey", "control-plane certificate upload (--upload-certs)")
-    kw["skip_phases"] = skip_phases(f, "init")
+    kw["skip_phases"] = skip_phases(f)
     kw["timeouts"] = timeouts(f.sub("timeouts"))
     kw["_dry_run"] = f.bool("dryRun")
     _unsupported(f, "patches", "kustomize-style patches")
@@ -212,7 +202,7 @@ def join(f: Fields) -> JoinConfig:
         node=node, ca_cert_path=f.str("caCertPath", JoinConfig().ca_cert_path, check=v.ca_cert_path),
         discovery_token=tok, api_server_endpoints=endpoints or (), ca_cert_hashes=hashes,
         unsafe_skip_ca_verification=unsafe, discovery_file=dfile,
-        tls_bootstrap_token=tls or tok, skip_phases=skip_phases(f, "join"),
+        tls_bootstrap_token=tls or tok, skip_phases=skip_phases(f),
         timeouts=timeouts(f.sub("timeouts")),
     )
     f.bool("dryRun")
