@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from kbootd import redact
+from kbootd.config.yamlsrc import load_one
 from kbootd.errors import ValidationError
 
 MAX_SIZE = 1 << 20  # kubeconfigs are a few KiB; anything this big is not one
@@ -123,9 +124,10 @@ class _Checker:
 
 
 def load_document(text: str | bytes, where: str) -> dict[str, Any]:
-    """The YAML mapping of a kubeconfig, or a ValidationError naming where."""
-    import yaml
+    """The YAML mapping of a kubeconfig, or a ValidationError naming where.
 
+    Read by the one YAML reader (kbootd.config.yamlsrc): its limits (aliases, nesting, PyYAML's
+    own errors) hold for a kubeconfig a discovery server sent as for any other input."""
     if len(text) > MAX_SIZE:
         raise ValidationError(f"{where}: larger than {MAX_SIZE} bytes; not a kubeconfig")
     if isinstance(text, bytes):
@@ -133,13 +135,9 @@ def load_document(text: str | bytes, where: str) -> dict[str, Any]:
     if not text.strip():
         raise ValidationError(f"{where}: the file is empty; expected a kubeconfig")
     try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ValidationError(f"{where}: not valid YAML{at}; expected a kubeconfig") from None
-    except (ValueError, RecursionError, TypeError):  # PyYAML's own conversions, deep nesting
-        raise ValidationError(f"{where}: not a YAML document kbootd can read; expected a kubeconfig") from None
+        doc = load_one(text, where)
+    except ValidationError as e:
+        raise ValidationError(f"{e}; expected a kubeconfig") from None
     if not isinstance(doc, dict):
         raise ValidationError(f"{where}: expected a kubeconfig mapping (kind: Config), got {_kind(doc)}")
     return doc

@@ -234,7 +234,7 @@ def test_kubeconfig_file_references_are_read_under_root(pki, root):
 
 @pytest.mark.parametrize("text,error,match", [
     (None, KbootdError, "no such kubeconfig"),
-    ("a: [", ValidationError, "not valid YAML"),
+    ("a: [", ValidationError, "invalid YAML"),
     ("- 1", ValidationError, "expected a kubeconfig mapping"),
     (kubeconfig("http://10.0.0.10:6443", None), ValidationError, r"server: 'http://10.0.0.10:6443' is not an https://"),
     (kubeconfig("https://10.0.0.10:6443", None).replace("current-context: c", "current-context: x"),

@@ -293,7 +293,7 @@ def test_discovery_file_with_another_ca_fails_closed(cluster: TestAPIServer, roo
 
 @pytest.mark.parametrize(("content", "match"), [
     ("", "the file is empty"),
-    ("kind: Config\nclusters: [", "not valid YAML"),
+    ("kind: Config\nclusters: [", "invalid YAML"),
     ("apiVersion: v1\nkind: Config\nclusters:\n- name: a\n  cluster: {server: 'https://127.0.0.1:1'}\n"
      "- name: b\n  cluster: {server: 'https://127.0.0.1:2'}\ncurrent-context: ''\n", "exactly one cluster, found 2"),
 ])

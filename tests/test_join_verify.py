@@ -165,7 +165,7 @@ def test_recorded_cluster_info_verifies_with_the_recorded_token_and_pin() -> Non
 # --- the kubeconfig -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("case", "text", "match"), [
-    ("not YAML", "clusters: [", "not valid YAML"),
+    ("not YAML", "clusters: [", "invalid YAML"),
     ("two clusters", GOOD.replace("clusters:\n", "clusters:\n- cluster: {server: 'https://x:1'}\n  name: b\n"),
      "exactly one cluster, found 2"),
     ("no cluster", "apiVersion: v1\nkind: Config\nclusters: []\n", "exactly one cluster, found 0"),
