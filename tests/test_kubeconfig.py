@@ -118,7 +118,7 @@ GOOD = kc.build_kubeconfig("https://10.0.0.10:6443", ca_pair()[0], "kubernetes",
      "contexts[0].context.cluster: cluster 'k' is not defined"),
     ("!!binary AAAA", "expected a kubeconfig mapping"),
     ("a: !!int 0o777x", "not"),
-    ("[" * 5000, "not"),
+    ("[" * 5000, "invalid YAML: nested deeper than 100 levels"),
 ])
 def test_parse_errors_name_the_file(text: str, message: str) -> None:
     with pytest.raises(ValidationError, match=r"^/etc/kubernetes/discovery.yaml(:\d+)?: .*" + re.escape(message)) as e:
