@@ -154,6 +154,8 @@ class InitConfig:
     bootstrap_tokens: tuple[BootstrapTokenSpec, ...] = (BootstrapTokenSpec(),)
     skip_phases: tuple[str, ...] = ()
     timeouts: Timeouts = field(default_factory=Timeouts)
+    certificate_key: str | None = None  # hex AES-256 key for kubeadm-certs (never printed but by upload-certs)
+    upload_certs: bool = False  # --upload-certs (a flag only, as in kubeadm)
     # Extra documents given beside kubeadm's (KubeletConfiguration, KubeProxyConfiguration).
     kubelet_overrides: dict[str, Any] = field(default_factory=dict)
     kube_proxy_overrides: dict[str, Any] = field(default_factory=dict)
