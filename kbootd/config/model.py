@@ -163,6 +163,15 @@ class InitConfig:
 
 
 @dataclass(frozen=True)
+class JoinControlPlane:
+    """JoinConfiguration.controlPlane: this node becomes a control plane (kubeadm's JoinControlPlane)."""
+
+    advertise_address: str | None = None  # localAPIEndpoint.advertiseAddress; None: the default interface's
+    bind_port: int = DEFAULT_BIND_PORT
+    certificate_key: str | None = None  # decrypts kubeadm-certs; None: the shared material is pre-shared
+
+
+@dataclass(frozen=True)
 class JoinConfig:
     node: NodeRegistration = field(default_factory=NodeRegistration)
     ca_cert_path: str = f"{DEFAULT_CERT_DIR}/ca.crt"
@@ -172,6 +181,7 @@ class JoinConfig:
     unsafe_skip_ca_verification: bool = False
     discovery_file: str | None = None
     tls_bootstrap_token: BootstrapToken | None = None
+    control_plane: JoinControlPlane | None = None
     skip_phases: tuple[str, ...] = ()
     timeouts: Timeouts = field(default_factory=Timeouts)
     source: str = "defaults"
