@@ -347,3 +347,26 @@ def test_dry_run_changes_nothing(cluster):
     assert len(member_list(cp1)) == 1
     assert not cp2.manifest.exists()
     assert "Would add etcd member 'cp2'" in ctx.reporter.text()
+
+
+def test_reset_remove_node_removes_the_joined_member(cluster):
+    """reset --remove-node finds the member join made (by name, or by peer URL before it started)."""
+    from kbootd import engine
+    from kbootd.reset import ResetOptions
+
+    cp1, cp2, cp3 = cluster
+    join(cp2, cp1)
+
+    def never_started():
+        raise Crash("the node dies before the kubelet starts etcd: the learner has no name yet")
+
+    with pytest.raises(Crash):
+        join(cp3, cp1, start=never_started)
+    assert [m.name for m in member_list(cp1) if not m.name] == [""]
+    for node in (cp3, cp2):
+        rep = RecordingReporter()
+        engine.run_reset(ResetOptions(force=True, remove_node=True, cri_socket="unix:///run/containerd/containerd.sock",
+                                      etcd_endpoint=cp1.client_url, node_name=node.name),
+                         reporter=rep, root=str(node.root), only="remove-etcd-member")
+        assert f"Removed etcd member {node.name!r}" in rep.text()
+    assert [m.name for m in member_list(cp1)] == ["cp1"]
