@@ -370,3 +370,48 @@ def test_reset_remove_node_removes_the_joined_member(cluster):
                          reporter=rep, root=str(node.root), only="remove-etcd-member")
         assert f"Removed etcd member {node.name!r}" in rep.text()
     assert [m.name for m in member_list(cp1)] == ["cp1"]
+
+
+def test_control_plane_join_phase_finds_the_members_through_the_etcd_pods(cluster):
+    """The join phase (kbootd.join.controlplane.etcd) asks the API for the etcd Pods' client URLs, as
+    kubeadm does, then joins; a kubelet stand-in starts etcd when the manifest appears."""
+    import threading
+
+    from kbootd.config.model import JoinConfig, JoinControlPlane
+    from kbootd.join import controlplane
+    from tests.apiserver import TestAPIServer
+
+    cp1, cp2, _ = cluster
+    with TestAPIServer() as srv:
+        srv.store.create({"apiVersion": "v1", "kind": "Pod", "metadata": {
+            "name": "etcd-cp1", "namespace": "kube-system", "labels": {"component": "etcd", "tier": "control-plane"},
+            "annotations": {members.CLIENT_URLS_ANNOTATION: cp1.client_url}},
+            "spec": {"containers": [{"name": "etcd", "image": "registry.k8s.io/etcd:3.5.16-0"}]}})
+        srv.write_kubeconfig(cp2.root / "etc/kubernetes/admin.conf", "admin")
+        kubeadm_rbac(srv)
+        ctx = cp2.ctx()
+        ctx.join = JoinConfig(control_plane=JoinControlPlane(advertise_address=cp2.addr))
+        stop = threading.Event()
+
+        def kubelet() -> None:
+            while not stop.is_set():
+                if cp2.manifest.exists():
+                    cp2.kubelet()
+                stop.wait(0.1)
+
+        t = threading.Thread(target=kubelet, daemon=True)
+        t.start()
+        try:
+            controlplane.etcd(ctx)
+        finally:
+            stop.set()
+            t.join(5)
+    assert any(r for r in srv.requests if r.path.startswith("/api/v1/namespaces/kube-system/pods"))
+    ms = member_list(cp1)
+    assert sorted(m.name for m in ms) == ["cp1", "cp2"] and not any(m.learner for m in ms)
+
+
+def kubeadm_rbac(srv) -> None:
+    from tests.apiserver import kubeadm
+
+    kubeadm.grant_cluster_admins(srv.store)
