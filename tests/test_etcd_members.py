@@ -415,3 +415,28 @@ def kubeadm_rbac(srv) -> None:
     from tests.apiserver import kubeadm
 
     kubeadm.grant_cluster_admins(srv.store)
+
+
+def test_a_join_waits_while_a_member_is_down(cluster):
+    """kubeadm checks the cluster's health before adding a member; so does kbootd, and it waits."""
+    from kbootd.errors import WaitTimeout
+    from kbootd.retry import retry
+
+    cp1, cp2, cp3 = cluster
+    join(cp2, cp1)
+    wait_healthy(cp2)
+    cp2.kill()
+    ctx = cp3.ctx()
+
+    def short(fn, what):
+        return retry(fn, what=what, deadline=2, backoff=Backoff(first=0.1, cap=0.3), timing=ctx.seams)
+
+    with cp3.gateway([cp1.client_url]) as gw, pytest.raises(WaitTimeout, match="wait for a healthy etcd cluster") as e:
+        members.join(ctx, gw, retry=short, start_wait=cp3.kubelet)
+    assert "'cp2'" in str(e.value) and "is not healthy" in str(e.value)
+    assert not cp3.manifest.exists()
+    cp2.kubelet()  # back up: the join goes through
+    wait_healthy(cp2)
+    join(cp3, cp1)
+    wait_healthy(cp3)
+    assert_one_member_each(cluster)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from kbootd.errors import KbootdError
+from kbootd.errors import KbootdError, SecurityError
 from kbootd.etcd.gateway import EtcdError, EtcdUnavailable, Gateway, Member
 from kbootd.manifests import etcd as etcd_manifest
 
@@ -32,6 +32,24 @@ def own(members: list[Member], peer_url: str) -> Member | None:
     if len(mine) > 1:  # etcd refuses duplicate peer URLs; this would be a corrupt answer
         raise EtcdError(f"etcd lists {len(mine)} members with peer URL {peer_url}")
     return mine[0] if mine else None
+
+
+def check_health(gw: Gateway, peer_url: str) -> list[Member]:
+    """Every started member other than ours answers and knows a leader (kubeadm's CheckClusterHealth
+    before it adds a member): adding one to a cluster that lost a member could cost it its quorum."""
+    members = gw.members()
+    for m in members:
+        if peer_url in m.peer_urls or not m.started:
+            continue
+        try:
+            status = gw.status(m.client_urls[0])
+        except SecurityError:
+            raise
+        except KbootdError as e:
+            raise EtcdUnavailable(f"etcd member {m.name!r} ({m.client_urls[0]}) is not healthy: {e}") from None
+        if not status.get("leader") or str(status.get("leader")) == "0":
+            raise EtcdUnavailable(f"etcd member {m.name!r} ({m.client_urls[0]}) has no leader")
+    return members
 
 
 def find_or_add(gw: Gateway, peer_url: str) -> tuple[Member, list[Member], bool]:
@@ -128,6 +146,8 @@ def join(ctx: Any, gw: Gateway, *, retry: Callable[[Callable[[], Any], str], Any
         ctx.reporter.info(PHASE, f"[dryrun] Would add etcd member {name!r} ({peer}) as a learner through "
                                  f"{', '.join(gw.endpoints)}, write its static Pod manifest and promote it")
         return Member(0, name, (peer,), (), True)
+    ctx.reporter.info(PHASE, "Checking that the etcd cluster is healthy")
+    retry(lambda: check_health(gw, peer), "wait for a healthy etcd cluster")
     me, members, added = retry(lambda: find_or_add(gw, peer), f"add etcd member {peer}")
     check_not_stale(ctx, me, local.data_dir)
     if added:
