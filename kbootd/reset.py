@@ -8,10 +8,13 @@ configuration, iptables/IPVS rules, $HOME/.kube/config) is printed with the comm
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass
 
+from kbootd import apiclient
 from kbootd.errors import KbootdError
+from kbootd.etcd.gateway import Gateway, load_credentials
 
 KUBECONFIG_FILES = ("admin.conf", "super-admin.conf", "kubelet.conf", "bootstrap-kubelet.conf",
                     "controller-manager.conf", "scheduler.conf")
@@ -53,7 +56,6 @@ def skip_remove_node(ctx) -> str | None:
 
 def remove_node(ctx) -> None:
     """Delete this host's Node object through the API (off by default, as kubeadm)."""
-    from kbootd import apiclient
 
     opts = _opts(ctx)
     name = opts.node_name or ctx.data.node_name
@@ -84,8 +86,6 @@ def remove_etcd_member(ctx) -> None:
     member is this node's by name or, as join finds it, by the peer URL in the local etcd manifest
     (a member that never started has no name).
     """
-    from kbootd.etcd.gateway import Gateway, load_credentials
-
     opts = _opts(ctx)
     name = opts.node_name or ctx.data.node_name
     if ctx.dry_run:
@@ -111,8 +111,6 @@ def remove_etcd_member(ctx) -> None:
 
 def _local_peer_url(ctx) -> str | None:
     """--initial-advertise-peer-urls of this node's etcd manifest, if readable."""
-    import re
-
     m = re.search(r"--initial-advertise-peer-urls=([^\s,'\"]+)", ctx.host.read_text(ctx.paths.manifest("etcd")) or "")
     return m.group(1) if m else None
 
