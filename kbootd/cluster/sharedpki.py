@@ -13,6 +13,10 @@ from datetime import timedelta
 from typing import Any
 
 from kbootd.errors import SecurityError
+from kbootd.pin import pin_of
+from kbootd.pki import certs, files, keys
+from kbootd.pki.certs import encode_cert_pem, new_self_signed_ca
+from kbootd.pki.keys import encode_private_key_pem, encode_public_key_pem, new_private_key
 
 CERT_DIR = "/etc/kubernetes/pki"
 CAS = (("ca", "kubernetes"), ("front-proxy-ca", "front-proxy-ca"), ("etcd/ca", "etcd-ca"))  # kubeadm's CNs
@@ -38,23 +42,19 @@ class SharedMaterial:
 
 def generate(validity: timedelta = DEFAULT_VALIDITY, algorithm: str = "RSA-2048",
              cert_dir: str = CERT_DIR) -> SharedMaterial:
-    from kbootd.pin import pin_of
-    from kbootd.pki.certs import encode_cert_pem, new_self_signed_ca
-    from kbootd.pki.keys import encode_private_key_pem, encode_public_key_pem, new_private_key
-
-    files = []
+    out = []
     pin = ""
     for base, cn in CAS:
         key = new_private_key(algorithm)
         cert = new_self_signed_ca(key, cn, validity)
         if base == "ca":
             pin = pin_of(cert)
-        files += [SharedFile(f"{cert_dir}/{base}.crt", encode_cert_pem(cert).decode(), 0o644),
+        out += [SharedFile(f"{cert_dir}/{base}.crt", encode_cert_pem(cert).decode(), 0o644),
                   SharedFile(f"{cert_dir}/{base}.key", encode_private_key_pem(key).decode(), 0o600)]
     sa = new_private_key("RSA-2048")  # kubeadm's service-account key is RSA whatever the algorithm
-    files += [SharedFile(f"{cert_dir}/sa.key", encode_private_key_pem(sa).decode(), 0o600),
+    out += [SharedFile(f"{cert_dir}/sa.key", encode_private_key_pem(sa).decode(), 0o600),
               SharedFile(f"{cert_dir}/sa.pub", encode_public_key_pem(sa).decode(), 0o600)]
-    return SharedMaterial(tuple(files), pin)
+    return SharedMaterial(tuple(out), pin)
 
 
 def _indent(text: str, n: int) -> str:
@@ -80,9 +80,6 @@ def user_data_text(m: SharedMaterial) -> str:
 
 def check_against_cluster(ctx: Any, cluster_ca_pem: bytes) -> None:
     """Pre-shared material on this host must be the discovered cluster's. SecurityError otherwise."""
-    from kbootd.pin import pin_of
-    from kbootd.pki import certs, files, keys
-
     cluster_pins = {pin_of(c) for c in certs.load_cert_chain_pem(cluster_ca_pem, "the discovered cluster CA")}
     bases = ["ca", "front-proxy-ca"] + (["etcd/ca"] if ctx.cfg.cluster.etcd_local is not None else [])
     for base in bases:

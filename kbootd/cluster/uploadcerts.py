@@ -21,7 +21,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from kbootd import redact
+from kbootd.api.objects import create_or_update
+from kbootd.cluster import admin_client
+from kbootd.cluster.tokens import create_token
 from kbootd.errors import KbootdError, SecurityError, TransientError, ValidationError
+from kbootd.pin import pin_of
+from kbootd.pki import certs, keys
 
 SECRET_NAME = "kubeadm-certs"
 NAMESPACE = "kube-system"
@@ -170,9 +175,6 @@ def upload(ctx: Any, client: Any, key_hex: str, *, source: str = "certificateKey
     A re-run creates a new owner token and moves the Secret to it (kubeadm does the same); the
     older token expires on its own within two hours.
     """
-    from kbootd.api.objects import create_or_update
-    from kbootd.cluster.tokens import create_token
-
     key = parse_key(key_hex, source)
     data = encrypted_data(ctx, key)
     token = create_token(client, ttl=TOKEN_TTL_SECONDS, usages=(), groups=(), description=TOKEN_DESCRIPTION,
@@ -209,7 +211,6 @@ def upload_phase(ctx: Any) -> None:
     if not getattr(ctx.init, "upload_certs", False):
         ctx.reporter.info(PHASE_UP, "Skipping phase. Please see --upload-certs")
         return
-    from kbootd.cluster import admin_client
 
     key = resolve_key(ctx)
     ctx.reporter.info(PHASE_UP, f'Storing the certificates in Secret "{SECRET_NAME}" in the "{NAMESPACE}" Namespace')
@@ -243,9 +244,6 @@ def decrypt_secret(secret: dict[str, Any], key: bytes) -> dict[str, bytes]:
 
 def check_material(plain: dict[str, bytes], expected_pin: str | None) -> None:
     """Each CA certificate matches its key, and the cluster CA is the one discovery trusted."""
-    from kbootd.pin import pin_of
-    from kbootd.pki import certs, keys
-
     for base in ("ca", "front-proxy-ca", "etcd-ca"):
         crt, key = plain.get(f"{base}.crt"), plain.get(f"{base}.key")
         if crt is None and key is None:

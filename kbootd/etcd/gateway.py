@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from kbootd import transport
 from kbootd.errors import KbootdError, SecurityError, TransientError
 
 TIMEOUT = 10.0
@@ -99,8 +100,6 @@ class Gateway:
         self._sessions: dict[str, Any] = {}
 
     def _session(self, endpoint: str) -> Any:
-        from kbootd import transport
-
         s = self._sessions.get(endpoint)
         if s is None:
             c = self.creds

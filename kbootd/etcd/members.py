@@ -18,8 +18,12 @@ from collections.abc import Callable
 from typing import Any
 
 from kbootd.errors import KbootdError, SecurityError
-from kbootd.etcd.gateway import EtcdError, EtcdUnavailable, Gateway, Member
+from kbootd.etcd.gateway import EtcdError, EtcdUnavailable, Gateway, Member, load_credentials
 from kbootd.manifests import etcd as etcd_manifest
+from kbootd.manifests import pod
+from kbootd.manifests.phase import ETCD_DATA_DIR_MODE, MANIFEST_DIR_MODE, MANIFEST_MODE
+from kbootd.retry import DEFAULT_BACKOFF
+from kbootd.retry import retry as retry_loop
 
 PHASE = "etcd"
 ETCD_POD_LABEL = "component=etcd,tier=control-plane"
@@ -165,9 +169,6 @@ def join(ctx: Any, gw: Gateway, *, retry: Callable[[Callable[[], Any], str], Any
 
 
 def write_manifest(ctx: Any, cluster: str) -> None:
-    from kbootd.manifests import pod
-    from kbootd.manifests.phase import ETCD_DATA_DIR_MODE, MANIFEST_DIR_MODE, MANIFEST_MODE
-
     ctx.host.ensure_dir(ctx.cfg.cluster.etcd_local.data_dir, ETCD_DATA_DIR_MODE)
     ctx.host.ensure_dir(ctx.paths.manifests_dir, MANIFEST_DIR_MODE)
     ctx.reporter.info(PHASE, f'Creating static Pod manifest for "{etcd_manifest.ETCD}"')
@@ -179,10 +180,6 @@ def run(ctx: Any, endpoints: list[str], *, deadline: float | None = None,
         start_wait: Callable[[], None] | None = None) -> Member:
     """join() through kbootd.retry (deadline: timeouts.etcdAPICall unless given; inf waits forever),
     talking to `endpoints` with the apiserver-etcd-client certificate."""
-    from kbootd.etcd.gateway import load_credentials
-    from kbootd.retry import DEFAULT_BACKOFF
-    from kbootd.retry import retry as retry_loop
-
     limit = ctx.cfg.timeouts.etcd_api_call if deadline is None else deadline
 
     def step(fn: Callable[[], Any], what: str) -> Any:

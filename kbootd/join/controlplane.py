@@ -18,7 +18,18 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from kbootd import apiclient, kubeconfig
+from kbootd.cluster import markcp, sharedpki, uploadcerts, waitcp
+from kbootd.config.model import InitConfig, JoinControlPlane
 from kbootd.errors import PreflightError, SecurityError
+from kbootd.etcd import members
+from kbootd.join import clients
+from kbootd.join import phases as join_phases
+from kbootd.manifests import phase as manifests_phase
+from kbootd.pin import pin_of
+from kbootd.pki import certlist, files
+from kbootd.pki import certs as pki_certs
+from kbootd.pki import phase as pki_phase
 
 PREFLIGHT = "preflight"
 DOWNLOAD = "download-certs"
@@ -37,8 +48,6 @@ def skip_unless_control_plane(ctx: Any) -> str | None:
 # --- what the cluster says ---------------------------------------------------------------------------
 
 def bootstrap_client(ctx: Any) -> Any:
-    from kbootd.join import clients
-
     cluster = ctx.data.cluster
     creds = clients.bootstrap_credentials(ctx, cluster)
     return clients.client(cluster.server, cluster.ca_pem, creds, timeout=ctx.join.timeouts.kubernetes_api_call)
@@ -47,8 +56,6 @@ def bootstrap_client(ctx: Any) -> Any:
 def cluster_configuration(ctx: Any) -> Any:
     """The cluster's ClusterConfiguration (kubeadm-config), read with the bootstrap token once per run."""
     if ctx.data.cluster_configuration is None:
-        from kbootd.join import phases as join_phases
-
         client = bootstrap_client(ctx)
         try:
             text = join_phases._configmap_key(ctx, client, "kubeadm-config", "ClusterConfiguration")
@@ -63,8 +70,6 @@ def init_view(ctx: Any) -> Any:
     """This node as init would see it: the cluster's ClusterConfiguration, the join's node registration,
     timeouts and local API endpoint. Set as ctx.init, so init's phase functions run unchanged."""
     if ctx.init is None:
-        from kbootd.config.model import InitConfig
-
         cp = ctx.join.control_plane
         ctx.init = InitConfig(cluster=cluster_configuration(ctx), advertise_address=cp.advertise_address,
                               bind_port=cp.bind_port, node=ctx.join.node, bootstrap_tokens=(),
@@ -101,9 +106,6 @@ def _crt(ctx: Any, base: str) -> str:
 
 
 def download_certs(ctx: Any) -> None:
-    from kbootd.cluster import uploadcerts
-    from kbootd.pin import pin_of
-
     init_view(ctx)
     key = ctx.join.control_plane.certificate_key
     if not key:
@@ -117,9 +119,8 @@ def download_certs(ctx: Any) -> None:
         ctx.reporter.out(f'[dryrun] Would decrypt Secret "{uploadcerts.SECRET_NAME}" and write the shared '
                          f'certificates to "{ctx.cfg.cluster.certificates_dir}"')
         return
-    from kbootd.pki import certs
 
-    expected = pin_of(certs.load_cert_chain_pem(cluster.ca_pem, "the discovered cluster CA")[0])
+    expected = pin_of(pki_certs.load_cert_chain_pem(cluster.ca_pem, "the discovered cluster CA")[0])
     client = bootstrap_client(ctx)
     try:
         uploadcerts.download(ctx, client, key, source="--certificate-key", expected_pin=expected)
@@ -131,15 +132,11 @@ def download_certs(ctx: Any) -> None:
 def check_preshared(ctx: Any) -> None:
     """Pre-shared material must be the cluster's: ca.crt's pin is the discovered CA's, each CA has its
     key, sa.key/sa.pub are a pair. Checked before anything of this node is derived from them."""
-    from kbootd.cluster import sharedpki
-
     sharedpki.check_against_cluster(ctx, ctx.data.cluster.ca_pem)
 
 
 def require_shared(ctx: Any) -> None:
     """Refuse to continue without the shared CAs: init's certs phase would generate new ones."""
-    from kbootd.pki import files
-
     cfg = ctx.cfg
     bases = list(SHARED_CAS) + (["etcd/ca"] if cfg.cluster.etcd_local is not None else [])
     missing = [p for b in bases for p in (files.crt_path(ctx, b), files.key_path(ctx, b))
@@ -153,20 +150,15 @@ def require_shared(ctx: Any) -> None:
 
 
 def certs(ctx: Any) -> None:
-    from kbootd.pki import certlist
-    from kbootd.pki import phase as pki
-
     init_view(ctx)
     require_shared(ctx)
-    pki.certs(ctx)
+    pki_phase.certs(ctx)
     for spec in certlist.cert_list(ctx):
-        pki.ensure_cert(ctx, spec)
-    pki.ensure_sa(ctx)
+        pki_phase.ensure_cert(ctx, spec)
+    pki_phase.ensure_sa(ctx)
 
 
 def kubeconfigs(ctx: Any) -> None:
-    from kbootd import kubeconfig
-
     init_view(ctx)
     kubeconfig.kubeconfig(ctx)
     for name in KUBECONFIGS:
@@ -174,13 +166,11 @@ def kubeconfigs(ctx: Any) -> None:
 
 
 def control_plane(ctx: Any) -> None:
-    from kbootd.manifests import phase as manifests
-
     init_view(ctx)
-    manifests.control_plane(ctx)
-    manifests.apiserver(ctx)
-    manifests.controller_manager(ctx)
-    manifests.scheduler(ctx)
+    manifests_phase.control_plane(ctx)
+    manifests_phase.apiserver(ctx)
+    manifests_phase.controller_manager(ctx)
+    manifests_phase.scheduler(ctx)
 
 
 # --- control-plane-join ------------------------------------------------------------------------------
@@ -194,9 +184,6 @@ def skip_unless_stacked_etcd(ctx: Any) -> str | None:
 
 def etcd(ctx: Any) -> None:
     """Join the stacked etcd cluster through the members the etcd Pods announce (kubeadm finds them so)."""
-    from kbootd import apiclient
-    from kbootd.etcd import members
-
     init_view(ctx)
     if ctx.dry_run:
         members.run(ctx, ["https://<etcd members from the etcd Pods>:2379"])
@@ -211,15 +198,11 @@ def etcd(ctx: Any) -> None:
 
 
 def mark_control_plane(ctx: Any) -> None:
-    from kbootd.cluster import markcp
-
     init_view(ctx)
     markcp.mark_control_plane(ctx)
 
 
 def wait_control_plane(ctx: Any) -> None:
-    from kbootd.cluster import waitcp
-
     init_view(ctx)
     waitcp.wait_control_plane(ctx)
 
@@ -236,8 +219,6 @@ def joined_text(ctx: Any) -> str:
 def with_control_plane(cfg: Any, *, advertise_address: str | None, bind_port: int | None,
                        certificate_key: str | None) -> Any:
     """A JoinConfig made a control-plane join by flags (they override the file's controlPlane)."""
-    from kbootd.config.model import JoinControlPlane
-
     cp = cfg.control_plane or JoinControlPlane()
     cp = replace(cp, **{k: v for k, v in (("advertise_address", advertise_address), ("bind_port", bind_port),
                                           ("certificate_key", certificate_key)) if v is not None})
