@@ -203,8 +203,16 @@ def mark_control_plane(ctx: Any) -> None:
 
 
 def wait_control_plane(ctx: Any) -> None:
-    init_view(ctx)
-    waitcp.wait_control_plane(ctx)
+    """This node's own API server (kubeadm waits for the local one), then kubeadm's closing words."""
+    cfg = init_view(ctx)
+    waitcp.wait_control_plane(ctx, server=local_api_url(ctx, cfg))
+    ctx.reporter.out(joined_text(ctx))
+
+
+def local_api_url(ctx: Any, cfg: Any) -> str:
+    addr = ctx.data.advertise_address
+    host = f"[{addr}]" if ":" in addr else addr
+    return f"https://{host}:{cfg.bind_port}"
 
 
 def joined_text(ctx: Any) -> str:
