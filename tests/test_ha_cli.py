@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - pytest fixtures imported from test_init_cluster are parameters here
 """The HA command line, kubeadm-compatible, against a cluster kbootd's init made on the test API server:
 `init phase upload-certs`, `token create --print-join-command --certificate-key`, `join --control-plane`,
 and the flags' validation."""
