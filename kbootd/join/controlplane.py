@@ -15,6 +15,7 @@ The shared CAs are never generated here: a control plane with a CA of its own wo
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Any
 
@@ -30,6 +31,7 @@ from kbootd.pin import pin_of
 from kbootd.pki import certlist, files
 from kbootd.pki import certs as pki_certs
 from kbootd.pki import phase as pki_phase
+from kbootd.retry import DEFAULT_BACKOFF, retry
 
 PREFLIGHT = "preflight"
 DOWNLOAD = "download-certs"
@@ -123,7 +125,11 @@ def download_certs(ctx: Any) -> None:
     expected = pin_of(pki_certs.load_cert_chain_pem(cluster.ca_pem, "the discovered cluster CA")[0])
     client = bootstrap_client(ctx)
     try:
-        uploadcerts.download(ctx, client, key, source="--certificate-key", expected_pin=expected)
+        # kubeadm fails at once when the Secret is missing; the daemon (no deadline) waits for the first
+        # control plane to upload it, saying so in its status.
+        wait(ctx, lambda: uploadcerts.download(ctx, client, key, source="--certificate-key", expected_pin=expected),
+             "waiting for the control plane's certificates (Secret kubeadm-certs)", DOWNLOAD,
+             retryable=lambda e: isinstance(e, uploadcerts.CertsNotUploaded))
     finally:
         client.close()
     ctx.reporter.info(DOWNLOAD, f'Saving the certificates to the folder: "{ctx.cfg.cluster.certificates_dir}"')
@@ -190,11 +196,21 @@ def etcd(ctx: Any) -> None:
         return
     client = apiclient.client_for(ctx)
     try:
-        endpoints = members.endpoints_from_cluster(client)
+        endpoints = wait(ctx, lambda: members.endpoints_from_cluster(client), "waiting for the etcd members' "
+                         "Pods to announce their client URLs", "etcd", deadline=ctx.cfg.timeouts.etcd_api_call)
     finally:
         if client is not ctx.data.api_client:
             client.close()
     members.run(ctx, endpoints)
+
+
+def wait(ctx: Any, fn: Any, what: str, phase: str, *, deadline: float | None = None, retryable: Any = None) -> Any:
+    """kbootd.retry with the join's backoff; without a deadline given: forever in the daemon (discovery
+    has none there), once on the command line."""
+    if deadline is None:
+        deadline = math.inf if math.isinf(ctx.join.timeouts.discovery) else 0.0
+    return retry(fn, what=what, deadline=deadline, backoff=ctx.seams.backoff or DEFAULT_BACKOFF, timing=ctx.seams,
+                 on_retry=lambda a, c, n: ctx.reporter.retry(phase, a, f"{what}: {c}", n), retryable=retryable)
 
 
 def mark_control_plane(ctx: Any) -> None:
