@@ -252,3 +252,16 @@ def test_control_plane_preflight_runs_inits_node_checks(cluster: Cluster, root: 
         cp_join_again.ignore_preflight_errors = frozenset()
         cp.preflight(cp_join_again)
     assert exit_code_for(e.value) == EXIT_PREFLIGHT
+
+
+def test_cli_wrong_key_exits_4_and_writes_no_pki(cluster: Cluster, root: Path, run_cli) -> None:
+    from kbootd.pin import pin_of
+
+    wrong = "0f" * 32
+    rc, out, err = run_cli("join", "phase", "control-plane-prepare/download-certs", cluster.srv.server_address,
+                           "--token", "abcdef.0123456789abcdef", "--discovery-token-ca-cert-hash",
+                           pin_of(cluster.srv.ca_pem), "--control-plane", "--certificate-key", wrong,
+                           "--node-name", "cp-2", "--root", str(root))
+    assert rc == 4, (out, err)
+    assert "message authentication failed" in err and wrong not in out + err
+    assert not (root / "etc/kubernetes/pki").exists()
