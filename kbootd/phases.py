@@ -10,7 +10,8 @@ from __future__ import annotations
 from functools import partial
 
 from kbootd import cri, kubeconfig, kubelet, preflight, reset
-from kbootd.cluster import addons, bootstraptoken, markcp, uploadconfig, waitcp
+from kbootd.cluster import addons, bootstraptoken, markcp, uploadcerts, uploadconfig, waitcp
+from kbootd.join import controlplane as cpjoin
 from kbootd.join import phases as join
 from kbootd.manifests import phase as manifests
 from kbootd.pki import certlist
@@ -58,6 +59,8 @@ INIT: tuple[Phase, ...] = (
         Phase("kubelet", "Upload the kubelet configuration to the kubelet-config ConfigMap",
               run=uploadconfig.upload_kubelet),
     )),
+    Phase("upload-certs", "Upload the control plane's shared certificates to the kubeadm-certs Secret "
+          "(with --upload-certs)", run=uploadcerts.upload_phase),
     Phase("mark-control-plane", "Label and taint the node as a control plane", run=markcp.mark_control_plane),
     Phase("bootstrap-token", "Create bootstrap tokens, the cluster-info ConfigMap and the RBAC for joining nodes",
           run=bootstraptoken.bootstrap_token),
@@ -80,11 +83,34 @@ JOIN: tuple[Phase, ...] = (
     Phase("discovery", "Discover the cluster and trust its CA (bootstrap token and CA pin, or a discovery file)",
           run=join.discovery_phase),
     Phase("cri", CRI_SUMMARY, run=cri.configure),
-    Phase("preflight", "Run join pre-flight checks", run=preflight.run_join),
+    Phase("preflight", "Run join pre-flight checks", run=preflight.run_join, children=(
+        # kubeadm's control-plane prerequisites: a controlPlaneEndpoint, a way to the shared certificates.
+        Phase("control-plane", "Check the cluster can take another control plane (controlPlaneEndpoint, "
+              "shared certificates)", run=cpjoin.preflight, skip_if=cpjoin.skip_unless_control_plane),
+    )),
+    # The control plane's files before the kubelet starts, so it runs the static Pods at once.
+    Phase("control-plane-prepare", "Prepare the machine for serving a control plane",
+          skip_if=cpjoin.skip_unless_control_plane, children=(
+              Phase("download-certs", "Download the certificates shared among control-plane nodes from the "
+                    "kubeadm-certs Secret (or check pre-shared ones)", run=cpjoin.download_certs),
+              Phase("certs", "Generate the certificates for the new control plane components", run=cpjoin.certs),
+              Phase("kubeconfig", "Generate the kubeconfig for the new control plane components",
+                    run=cpjoin.kubeconfigs),
+              Phase("control-plane", "Generate the manifests for the new control plane components",
+                    run=cpjoin.control_plane),
+          )),
     Phase("kubelet-start", "Write the bootstrap kubeconfig and the cluster's kubelet settings, (re)start the kubelet",
           run=join.kubelet_start),
     Phase("wait-tls-bootstrap", "Wait for the kubelet's TLS bootstrap and Node, then record its CRI socket",
           run=join.wait_tls_bootstrap),
+    Phase("control-plane-join", "Join a machine as a control plane instance",
+          skip_if=cpjoin.skip_unless_control_plane, children=(
+              Phase("etcd", "Add a new local etcd member (learner, then promoted)", run=cpjoin.etcd,
+                    skip_if=cpjoin.skip_unless_stacked_etcd),
+              Phase("mark-control-plane", "Mark a node as a control-plane", run=cpjoin.mark_control_plane),
+          )),
+    Phase("wait-control-plane", "Wait for the new control plane's API server to answer",
+          run=cpjoin.wait_control_plane, skip_if=cpjoin.skip_unless_control_plane),
 )
 
 RESET: tuple[Phase, ...] = (

@@ -8,12 +8,13 @@ configuration, iptables/IPVS rules, $HOME/.kube/config) is printed with the comm
 
 from __future__ import annotations
 
-import json
+import re
 import sys
 from dataclasses import dataclass
 
-from kbootd import apiclient, transport
+from kbootd import apiclient
 from kbootd.errors import KbootdError
+from kbootd.etcd.gateway import Gateway, load_credentials
 
 KUBECONFIG_FILES = ("admin.conf", "super-admin.conf", "kubelet.conf", "bootstrap-kubelet.conf",
                     "controller-manager.conf", "scheduler.conf")
@@ -80,62 +81,38 @@ def skip_remove_etcd_member(ctx) -> str | None:
 def remove_etcd_member(ctx) -> None:
     """Remove this node's member from the etcd cluster (not the last one: that would lose the data).
 
-    Talks to etcd's v3 JSON gateway with the apiserver-etcd-client certificate, as kubeadm
-    reset does through its etcd client.
+    Talks to etcd's v3 JSON gateway (kbootd.etcd.gateway, the client the control-plane join uses)
+    with the apiserver-etcd-client certificate, as kubeadm reset does through its etcd client. The
+    member is this node's by name or, as join finds it, by the peer URL in the local etcd manifest
+    (a member that never started has no name).
     """
-
     opts = _opts(ctx)
     name = opts.node_name or ctx.data.node_name
     if ctx.dry_run:
         ctx.reporter.info("reset", f"[dryrun] Would remove etcd member {name!r} through {opts.etcd_endpoint}")
         return
-    with _etcd_session(ctx, opts.cert_dir, opts.etcd_endpoint) as session:
-        members = _etcd_call(session, "member/list").get("members", [])
-        if not isinstance(members, list):
-            raise KbootdError(f"reset: etcd at {opts.etcd_endpoint} answered member/list without a member list")
-        mine = [m for m in members if isinstance(m, dict) and m.get("name") == name]
-        if not mine:
-            ctx.reporter.info("reset", f"etcd has no member named {name!r}; nothing to remove")
-            return
-        if len(members) == 1:
-            ctx.reporter.warn("reset", f"{name!r} is the only etcd member; it is not removed (that would "
-                                       "destroy the cluster's data with it)")
-            return
-        _etcd_call(session, "member/remove", {"ID": mine[0].get("ID")})
-    ctx.reporter.info("reset", f"Removed etcd member {name!r} (ID {mine[0].get('ID')})")
-
-
-ETCD_TIMEOUT = 10.0
-
-
-def _etcd_session(ctx, cert_dir: str, endpoint: str):
-    """A kbootd.transport session to etcd's gateway with the apiserver-etcd-client certificate."""
-
-    pem = {}
-    for name, src in (("ca", f"{cert_dir}/etcd/ca.crt"), ("crt", f"{cert_dir}/apiserver-etcd-client.crt"),
-                      ("key", f"{cert_dir}/apiserver-etcd-client.key")):
-        data = ctx.host.read_bytes(src)
-        if data is None:
-            raise KbootdError(f"reset: cannot reach etcd: {src} is missing")
-        pem[name] = data
-    # The key stays in memory: the transport hands it to OpenSSL through a sealed memfd.
-    return transport.Session(endpoint, transport.TLS(ca_pem=pem["ca"], cert_pem=pem["crt"], key_pem=pem["key"]),
-                             timeout=ETCD_TIMEOUT, max_body=1 << 20)
-
-
-def _etcd_call(session, call: str, body: dict | None = None) -> dict:
+    peer = _local_peer_url(ctx)
     try:
-        r = session.request("POST", f"/v3/cluster/{call}", json.dumps(body or {}).encode(),
-                            {"Content-Type": "application/json"})
+        with Gateway([opts.etcd_endpoint], load_credentials(ctx, opts.cert_dir)) as gw:
+            members = gw.members()
+            mine = [m for m in members if m.name == name or (peer is not None and peer in m.peer_urls)]
+            if not mine:
+                ctx.reporter.info("reset", f"etcd has no member named {name!r}; nothing to remove")
+                return
+            if len(members) == 1:
+                ctx.reporter.warn("reset", f"{name!r} is the only etcd member; it is not removed (that would "
+                                           "destroy the cluster's data with it)")
+                return
+            gw.remove(mine[0].id)
     except KbootdError as e:  # transient (refused, timed out) or security (TLS): neither is worth a retry here
-        raise KbootdError(f"reset: etcd at {session.origin} did not answer {call}: {e}") from None
-    if r.status != 200:
-        raise KbootdError(f"reset: etcd {call} failed: HTTP {r.status}: {r.text()[:200]}")
-    try:
-        doc = json.loads(r.body)
-    except (ValueError, RecursionError):
-        raise KbootdError(f"reset: etcd {call}: the answer is not JSON") from None
-    return doc if isinstance(doc, dict) else {}
+        raise KbootdError(f"reset: etcd at {opts.etcd_endpoint}: {e}") from None
+    ctx.reporter.info("reset", f"Removed etcd member {name!r} (ID {mine[0].id})")
+
+
+def _local_peer_url(ctx) -> str | None:
+    """--initial-advertise-peer-urls of this node's etcd manifest, if readable."""
+    m = re.search(r"--initial-advertise-peer-urls=([^\s,'\"]+)", ctx.host.read_text(ctx.paths.manifest("etcd")) or "")
+    return m.group(1) if m else None
 
 
 def _cri_socket(ctx) -> str | None:

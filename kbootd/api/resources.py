@@ -45,6 +45,7 @@ RESOURCES: dict[str, Resource] = {r.kind: r for r in (
     Resource("ServiceAccount", "", "v1", "serviceaccounts", True),
     Resource("Service", "", "v1", "services", True),
     Resource("Node", "", "v1", "nodes", False),
+    Resource("Pod", "", "v1", "pods", True),
     Resource("Namespace", "", "v1", "namespaces", False),
     Resource("Role", _RBAC, "v1", "roles", True),
     Resource("RoleBinding", _RBAC, "v1", "rolebindings", True),

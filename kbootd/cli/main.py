@@ -38,6 +38,8 @@ class _FastArgs:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) >= 2 and argv[0] in ("init", "join", "reset") and argv[1] == "phase":
+        argv = ["phase", argv[0], *argv[2:]]  # kubeadm's spelling: `kbootd init phase upload-certs`
     fast = FAST_PATHS.get(tuple(argv))
     if fast:
         return int(getattr(commands, fast)(_FastArgs()) or 0)

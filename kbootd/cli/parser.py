@@ -72,6 +72,10 @@ def _init_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--token", metavar="TOKEN", help=f"the bootstrap token, {TOKEN_FORMAT}; generated when not given")
     p.add_argument("--token-ttl", metavar="DURATION", help="how long the token lives, e.g. 24h, 15m; 0 means forever")
     p.add_argument("--skip-token-print", action="store_true", help="don't print the token and join command at the end")
+    p.add_argument("--upload-certs", action="store_true",
+                   help="upload the control plane's shared certificates to the kubeadm-certs Secret (2 hours)")
+    p.add_argument("--certificate-key", metavar="KEY",
+                   help="64 hex digits encrypting the kubeadm-certs Secret; generated when not given")
     _preflight(p)
 
 
@@ -88,6 +92,13 @@ def _join_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--discovery-timeout", metavar="DURATION", help="give up discovery after this long (default 5m)")
     p.add_argument("--tls-bootstrap-token", metavar="TOKEN", help="the token the kubelet uses for its TLS bootstrap")
     p.add_argument("--token", metavar="TOKEN", help="use this token for both discovery and TLS bootstrap")
+    p.add_argument("--control-plane", action="store_true", help="create a new control plane instance on this node")
+    p.add_argument("--certificate-key", metavar="KEY",
+                   help="with --control-plane: the key that decrypts the kubeadm-certs Secret")
+    p.add_argument("--apiserver-advertise-address", metavar="IP",
+                   help="with --control-plane: the IP address this API server advertises")
+    p.add_argument("--apiserver-bind-port", metavar="PORT",
+                   help="with --control-plane: the port this API server binds to (default 6443)")
     _preflight(p)
 
 
@@ -151,6 +162,8 @@ def build(only: str | None = None) -> argparse.ArgumentParser:
                             "(default system:bootstrappers:kubeadm:default-node-token)")
         c.add_argument("--description", default="", help="a human-readable description")
         c.add_argument("--print-join-command", action="store_true", help="print the whole join command instead")
+        c.add_argument("--certificate-key", metavar="KEY",
+                       help="with --print-join-command: print the control-plane join command with this key")
         c.set_defaults(_handler="kbootd.cli.tokens:token_create")
         ls = ts.add_parser("list", help="List bootstrap tokens on the server")
         ls.add_argument("-o", "--output", choices=("text", "json", "yaml"), default="text")
@@ -244,6 +257,8 @@ def build(only: str | None = None) -> argparse.ArgumentParser:
                        default="RSA-2048")
         g.add_argument("-o", "--output", choices=("text", "json"), default="text")
         g.add_argument("--out-dir", default=None, metavar="DIR", help="write ca.crt and ca.key (0600) there instead")
+        g.add_argument("--control-plane", action="store_true",
+                       help="everything control planes share: cluster CA, front-proxy CA, etcd CA, sa.key/sa.pub")
         g.set_defaults(_handler="kbootd.daemon.ca:command")
     if (p := cmd("completion", "Print shell completion code (bash or zsh)", "kbootd.cli.completion:completion")):
         p.add_argument("shell", choices=("bash", "zsh"))

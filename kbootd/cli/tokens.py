@@ -14,7 +14,8 @@ from kbootd.duration import parse_duration
 def token_create(args: argparse.Namespace) -> int:
     ctx = api_context(args)
     kw: dict[str, Any] = {"ttl": parse_duration(args.ttl, what="--ttl"), "description": args.description,
-                          "print_join_command": args.print_join_command}
+                          "print_join_command": args.print_join_command,
+                          "certificate_key": args.certificate_key}
     if args.usages is not None:
         kw["usages"] = args.usages
     if args.groups is not None:

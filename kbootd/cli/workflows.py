@@ -43,6 +43,8 @@ def _load(args: argparse.Namespace, rep: Any, role: str):
         cfg = (init_from_flags if role == "init" else join_from_flags)(args, warn)
     # Relative or escaping path settings are refused before anything runs (issue 11 #3).
     check_config_paths(cfg, args.config or "flags")
+    if role == "init" and getattr(args, "upload_certs", False):
+        cfg = replace(cfg, upload_certs=True)  # a flag only, with or without --config (as kubeadm)
     return cfg
 
 

@@ -31,6 +31,7 @@ from kbootd.cluster.bootstraptoken import (
     token_secret,
 )
 from kbootd.config.model import BootstrapTokenSpec
+from kbootd.config.validate import certificate_key as validate_certificate_key
 from kbootd.errors import KbootdError, ValidationError
 from kbootd.pin import pin_of
 from kbootd.pki.certs import load_cert_chain_pem
@@ -287,12 +288,15 @@ def ca_pins(ca_pem: bytes) -> list[str]:
     return [pin_of(c) for c in load_cert_chain_pem(ca_pem, "the kubeconfig's certificate-authority-data")]
 
 
-def join_command(kc: apiclient.KubeConfig, token: BootstrapToken, program: str = "kbootd") -> str:
-    """The worker join command as `token create --print-join-command` prints it (trailing space)."""
+def join_command(kc: apiclient.KubeConfig, token: BootstrapToken, program: str = "kbootd",
+                 certificate_key: str | None = None) -> str:
+    """The join command as `token create --print-join-command` prints it: a worker's (trailing space),
+    or with a certificate key the control plane's (kubeadm appends --control-plane --certificate-key)."""
     if not kc.ca_pem:
         raise KbootdError(f"{kc.path}: no certificate-authority data to pin for the join command")
     pins = "".join(f"--discovery-token-ca-cert-hash {p} " for p in ca_pins(kc.ca_pem))
-    return f"{program} join {kc.endpoint} --token {token.full} {pins}"
+    cp = f"--control-plane --certificate-key {certificate_key}" if certificate_key else ""
+    return f"{program} join {kc.endpoint} --token {token.full} {pins}{cp}"
 
 
 # --- what the CLI calls ------------------------------------------------------------------------
@@ -315,8 +319,13 @@ def run_list(ctx: Any, kubeconfig: str | None = None, output: str = "text",
 def run_create(ctx: Any, kubeconfig: str | None = None, token_text: str | None = None, *,
                ttl: float = DEFAULT_TTL_SECONDS, usages: tuple[str, ...] | list[str] = DEFAULT_USAGES,
                groups: tuple[str, ...] | list[str] = DEFAULT_GROUPS, description: str = "",
-               print_join_command: bool = False, program: str = "kbootd") -> str:
+               print_join_command: bool = False, program: str = "kbootd",
+               certificate_key: str | None = None) -> str:
     """The line to print: the new token, or the join command. Ends in a newline."""
+    if certificate_key is not None:
+        if not print_join_command:
+            raise ValidationError("--certificate-key: only with --print-join-command")
+        certificate_key = validate_certificate_key(certificate_key, "--certificate-key")
     token = BootstrapToken.parse(token_text, source="token create") if token_text else None
     kc = apiclient.load_kubeconfig(ctx, kubeconfig or ctx.paths.admin_conf) if print_join_command else None
     client = apiclient.client_for(ctx, kubeconfig)
@@ -324,7 +333,7 @@ def run_create(ctx: Any, kubeconfig: str | None = None, token_text: str | None =
         token = create_token(client, token, ttl=ttl, usages=usages, groups=groups, description=description)
     finally:
         _done(ctx, client)
-    return (join_command(kc, token, program) if kc else token.full) + "\n"
+    return (join_command(kc, token, program, certificate_key) if kc else token.full) + "\n"
 
 
 def run_delete(ctx: Any, kubeconfig: str | None, ids_or_tokens: list[str]) -> str:

@@ -47,8 +47,11 @@ def failure_hint(ctx: Any) -> str:
     return _HINT.format(socket=socket)
 
 
-def wait_control_plane(ctx: Any) -> None:
+def wait_control_plane(ctx: Any, server: str | None = None) -> None:
+    """`server`: the API server to wait for (a joining control plane waits for its own, not the
+    load-balanced endpoint that already answered); the control-plane endpoint by default."""
     cfg = ctx.cfg
+    url = server or control_plane_url(ctx)
     manifests = ctx.paths.manifests_dir
     kubelet_url = ctx.seams.kubelet_healthz_url or KUBELET_HEALTHZ
     ctx.reporter.info("wait-control-plane", "Waiting for the kubelet to boot up the control plane as static Pods "
@@ -69,21 +72,21 @@ def wait_control_plane(ctx: Any) -> None:
                      what=f"the kubelet at {kubelet_url}")
         ctx.reporter.info("kubelet-check", f"The kubelet is healthy after {_took(took)}")
     timeout = cfg.timeouts.control_plane_component_health_check
-    client = ctx.data.api_client or _health_client(ctx)
-    ctx.reporter.info("api-check", f"Waiting for a healthy API server at {control_plane_url(ctx)}/healthz. "
+    client = ctx.data.api_client or _health_client(ctx, url)
+    ctx.reporter.info("api-check", f"Waiting for a healthy API server at {url}/healthz. "
                       f"This can take up to {format_duration(timeout)}")
     try:
         took = _poll(ctx, "api-check", lambda: _api_ok(client), timeout, clock, sleep,
-                     what=f"the API server at {control_plane_url(ctx)}")
+                     what=f"the API server at {url}")
     finally:
         if client is not ctx.data.api_client:
             client.close()
     ctx.reporter.info("api-check", f"The API server is healthy after {_took(took)}")
 
 
-def _health_client(ctx: Any) -> apiclient.Client:
+def _health_client(ctx: Any, url: str) -> apiclient.Client:
     """admin.conf's credentials and CA, pointed at this control plane's URL (no RBAC needed for /healthz)."""
-    return apiclient.client_for(ctx, ctx.paths.admin_conf, server=control_plane_url(ctx))
+    return apiclient.client_for(ctx, ctx.paths.admin_conf, server=url)
 
 
 def _kubelet_ok(url: str, until: float | None = None) -> str | None:

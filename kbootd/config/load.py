@@ -15,6 +15,7 @@ from kbootd.config.model import (
     Component,
     InitConfig,
     JoinConfig,
+    JoinControlPlane,
     Networking,
     NodeRegistration,
 )
@@ -31,7 +32,7 @@ Warn = Callable[[str], None]
 # beside --config (the spec's rule since 1.8).
 BEHAVIOUR_FLAGS = {"config", "dry_run", "skip_preflight_checks", "ignore_preflight_errors",
                    "verbosity", "skip_token_print", "root", "skip_phases", "discovery_timeout",
-                   "command", "workflow", "phase_name"}
+                   "command", "workflow", "phase_name", "upload_certs"}
 KNOWN_EXTRA_KINDS = {
     ("kubelet.config.k8s.io/v1beta1", "KubeletConfiguration"): "kubelet",
     ("kubeproxy.config.k8s.io/v1alpha1", "KubeProxyConfiguration"): "proxy",
@@ -224,6 +225,7 @@ def init_from_flags(a: argparse.Namespace, warn: Warn) -> InitConfig:
         bind_port=v.port(a.apiserver_bind_port, "--apiserver-bind-port") if a.apiserver_bind_port else 6443,
         node=node,
         bootstrap_tokens=(BootstrapTokenSpec(token=tok, ttl=ttl),),
+        certificate_key=v.certificate_key(a.certificate_key, "--certificate-key") if a.certificate_key else None,
         source="flags",
     )
     cfg = v1beta4.with_endpoint_port(cfg)
@@ -251,10 +253,27 @@ def join_from_flags(a: argparse.Namespace, warn: Warn) -> JoinConfig:
         unsafe_skip_ca_verification=bool(a.discovery_token_unsafe_skip_ca_verification),
         discovery_file=dfile,
         tls_bootstrap_token=tls or dtok,
+        control_plane=join_control_plane_from_flags(a),
         source="flags",
     )
     check_join(cfg, "flags")
     return cfg
+
+
+def join_control_plane_from_flags(a: argparse.Namespace) -> JoinControlPlane | None:
+    """--control-plane and the flags that only mean something with it."""
+    given = [f for f, val in (("--certificate-key", a.certificate_key),
+                              ("--apiserver-advertise-address", a.apiserver_advertise_address),
+                              ("--apiserver-bind-port", a.apiserver_bind_port)) if val]
+    if not a.control_plane:
+        if given:
+            raise ValidationError(f"{given[0]}: only with --control-plane (a worker runs no API server)")
+        return None
+    return JoinControlPlane(
+        advertise_address=v.ip_address(a.apiserver_advertise_address, "--apiserver-advertise-address")
+        if a.apiserver_advertise_address else None,
+        bind_port=v.port(a.apiserver_bind_port, "--apiserver-bind-port") if a.apiserver_bind_port else 6443,
+        certificate_key=v.certificate_key(a.certificate_key, "--certificate-key") if a.certificate_key else None)
 
 
 # --- whole-config checks ----------------------------------------------------------

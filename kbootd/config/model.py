@@ -153,10 +153,21 @@ class InitConfig:
     bootstrap_tokens: tuple[BootstrapTokenSpec, ...] = (BootstrapTokenSpec(),)
     skip_phases: tuple[str, ...] = ()
     timeouts: Timeouts = field(default_factory=Timeouts)
+    certificate_key: str | None = None  # hex AES-256 key for kubeadm-certs (never printed but by upload-certs)
+    upload_certs: bool = False  # --upload-certs (a flag only, as in kubeadm)
     # Extra documents given beside kubeadm's (KubeletConfiguration, KubeProxyConfiguration).
     kubelet_overrides: dict[str, Any] = field(default_factory=dict)
     kube_proxy_overrides: dict[str, Any] = field(default_factory=dict)
     source: str = "defaults"  # where this came from, for messages
+
+
+@dataclass(frozen=True)
+class JoinControlPlane:
+    """JoinConfiguration.controlPlane: this node becomes a control plane (kubeadm's JoinControlPlane)."""
+
+    advertise_address: str | None = None  # localAPIEndpoint.advertiseAddress; None: the default interface's
+    bind_port: int = DEFAULT_BIND_PORT
+    certificate_key: str | None = None  # decrypts kubeadm-certs; None: the shared material is pre-shared
 
 
 @dataclass(frozen=True)
@@ -169,6 +180,7 @@ class JoinConfig:
     unsafe_skip_ca_verification: bool = False
     discovery_file: str | None = None
     tls_bootstrap_token: BootstrapToken | None = None
+    control_plane: JoinControlPlane | None = None
     skip_phases: tuple[str, ...] = ()
     timeouts: Timeouts = field(default_factory=Timeouts)
     source: str = "defaults"

@@ -201,6 +201,8 @@ def init_doc(cfg: InitConfig) -> dict[str, Any]:
                                                   "key": CONTROL_PLANE_TAINT.key}]),
         "timeouts": _timeouts(cfg.timeouts),
     }
+    if cfg.certificate_key:
+        doc["certificateKey"] = cfg.certificate_key
     if cfg.skip_phases:
         doc["skipPhases"] = list(cfg.skip_phases)
     return doc
@@ -231,6 +233,14 @@ def join_doc(cfg: JoinConfig) -> dict[str, Any]:
         "nodeRegistration": _node_doc(cfg.node, None),
         "timeouts": _timeouts(cfg.timeouts),
     }
+    if cfg.control_plane is not None:
+        cp = cfg.control_plane
+        ep: dict[str, Any] = {"bindPort": cp.bind_port}
+        if cp.advertise_address:
+            ep["advertiseAddress"] = cp.advertise_address
+        doc["controlPlane"] = {"localAPIEndpoint": ep}
+        if cp.certificate_key:
+            doc["controlPlane"]["certificateKey"] = cp.certificate_key
     if cfg.skip_phases:
         doc["skipPhases"] = list(cfg.skip_phases)
     return doc

@@ -16,6 +16,7 @@ from kbootd.config.model import (
     HostPathMount,
     InitConfig,
     JoinConfig,
+    JoinControlPlane,
     LocalEtcd,
     Timeouts,
 )
@@ -160,7 +161,7 @@ def init(f: Fields) -> dict[str, Any]:
         ep.finish()
     if f.has("certificateKey"):
         redact.register(f.str("certificateKey"))
-        _unsupported(f, "certificateKey", "control-plane certificate upload (--upload-certs)")
+        kw["certificate_key"] = f.str("certificateKey", check=v.certificate_key)
     kw["skip_phases"] = skip_phases(f)
     kw["timeouts"] = timeouts(f.sub("timeouts"))
     kw["_dry_run"] = f.bool("dryRun")
@@ -197,18 +198,34 @@ def join(f: Fields) -> JoinConfig:
     tls = common.token(df, "tlsBootstrapToken")
     df.raw("timeout")  # v1beta3's field; v1beta4 moved it to timeouts.discovery
     df.finish()
-    _unsupported(f, "controlPlane", "joining additional control-plane nodes")
+    cp = join_control_plane(f.sub("controlPlane"))
     cfg = JoinConfig(
         node=node, ca_cert_path=f.str("caCertPath", JoinConfig().ca_cert_path, check=v.ca_cert_path),
         discovery_token=tok, api_server_endpoints=endpoints or (), ca_cert_hashes=hashes,
         unsafe_skip_ca_verification=unsafe, discovery_file=dfile,
-        tls_bootstrap_token=tls or tok, skip_phases=skip_phases(f),
+        tls_bootstrap_token=tls or tok, control_plane=cp, skip_phases=skip_phases(f),
         timeouts=timeouts(f.sub("timeouts")),
     )
     f.bool("dryRun")
     _unsupported(f, "patches", "kustomize-style patches")
     f.finish()
     return cfg
+
+
+def join_control_plane(f: Fields | None) -> JoinControlPlane | None:
+    """JoinConfiguration.controlPlane: present (even empty) makes this a control-plane join."""
+    if f is None:
+        return None
+    if f.has("certificateKey"):
+        redact.register(f.str("certificateKey"))
+    key = f.str("certificateKey", check=v.certificate_key) or None
+    addr, port = None, JoinControlPlane().bind_port
+    if (ep := f.sub("localAPIEndpoint")) is not None:
+        addr = ep.str("advertiseAddress", check=v.ip_address) or None
+        port = bind_port(ep)
+        ep.finish()
+    f.finish()
+    return JoinControlPlane(advertise_address=addr, bind_port=port, certificate_key=key)
 
 
 def merge_init(init_kw: dict[str, Any] | None, cluster_cfg: ClusterConfig | None, source: str,

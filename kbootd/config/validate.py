@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
+from kbootd import redact
 from kbootd.errors import SecurityError, ValidationError
 from kbootd.version import DEFAULT_KUBERNETES_VERSION, MIN_KUBERNETES_MINOR
 
@@ -208,6 +209,18 @@ def ca_hash(value: object, where: str) -> str:
             f"{where}: {v!r} is not a CA public-key pin; expected sha256: followed by 64 hex digits"
         )
     return low
+
+
+def certificate_key(value: object, where: str) -> str:
+    """kubeadm's certificate key: 32 bytes as 64 hex digits (AES-256 for the kubeadm-certs Secret).
+    Registered for redaction before any message could show it."""
+    v = str(value).strip()
+    redact.register(v)
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", v):
+        raise ValidationError(f"{where}: the certificate key must be 64 hexadecimal digits (32 bytes for "
+                              "AES-256)", hint="generate one with `kubeadm certs certificate-key`, or let "
+                              "`kbootd init --upload-certs` generate it")
+    return v.lower()
 
 
 def node_name(value: object, where: str) -> str:

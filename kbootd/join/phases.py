@@ -233,4 +233,5 @@ def wait_tls_bootstrap(ctx: Any) -> None:
             tlsbootstrap.annotate_cri_socket(client, name, socket, timeouts.kubernetes_api_call)
     finally:
         client.close()
-    ctx.reporter.out(JOINED)
+    if ctx.join.control_plane is None:  # a control plane says more once it serves (wait-control-plane)
+        ctx.reporter.out(JOINED)

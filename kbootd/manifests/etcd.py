@@ -1,4 +1,5 @@
-"""The local etcd static Pod (kubeadm's etcd phase), a single-member cluster on this node."""
+"""The local etcd static Pod (kubeadm's etcd phase): a new single-member cluster on init, or a
+member joining the existing cluster (--initial-cluster lists every member, --initial-cluster-state=existing)."""
 
 from __future__ import annotations
 
@@ -63,7 +64,7 @@ def probe_endpoint(extra_args: ExtraArgs, ipv6: bool) -> tuple[str, int, str]:
     return u.hostname or lo, port or METRICS_PORT, scheme
 
 
-def _args(ctx, addr: str, name: str, image: str) -> Args:
+def _args(ctx, addr: str, name: str, image: str, initial_cluster: str | None = None) -> Args:
     local = ctx.cfg.cluster.etcd_local
     d = ctx.cfg.cluster.certificates_dir
     cert = ctx.paths.cert
@@ -90,12 +91,15 @@ def _args(ctx, addr: str, name: str, image: str) -> Args:
     else:
         args += [("experimental-initial-corrupt-check", "true"),
                  ("experimental-watch-progress-notify-interval", "5s")]
-    # init starts a new single-member cluster; members joining later are out of scope.
-    pod.set_arg(args, "initial-cluster", f"{name}={peer_url(addr)}")
+    if initial_cluster is None:  # init starts a new single-member cluster
+        pod.set_arg(args, "initial-cluster", f"{name}={peer_url(addr)}")
+    else:  # a joining member: the members etcd already has, this one among them
+        pod.set_arg(args, "initial-cluster", initial_cluster)
+        pod.set_arg(args, "initial-cluster-state", "existing")
     return args
 
 
-def etcd_pod(ctx) -> Pod:
+def etcd_pod(ctx, initial_cluster: str | None = None) -> Pod:
     c = ctx.cfg.cluster
     local = c.etcd_local
     if local is None:
@@ -112,7 +116,7 @@ def etcd_pod(ctx) -> Pod:
     ctr = pod.container(
         name=ETCD,
         image=image,
-        cmd=pod.command(ETCD, _args(ctx, addr, ctx.data.node_name, image), local.extra_args),
+        cmd=pod.command(ETCD, _args(ctx, addr, ctx.data.node_name, image, initial_cluster), local.extra_args),
         # Unlike the control plane, kubeadm lists etcd's mounts in this order, not by name.
         mounts=[data.volume_mount(), certs.volume_mount()],
         resources={"cpu": "100m", "memory": "100Mi"},

@@ -6,7 +6,9 @@
 * csrapproving: approves kubelet client CSRs (O=system:nodes, CN=system:node:<name>, client
   usages) whose requester may create certificatesigningrequests/nodeclient (or selfnodeclient
   for its own name), asking the same authorizer the server uses (fixtures 30, 33);
-* csrsigning: issues approved CSRs from the cluster CA: 1 year, notBefore backdated 5 minutes.
+* csrsigning: issues approved CSRs from the cluster CA: 1 year, notBefore backdated 5 minutes;
+* garbagecollector: deletes namespaced objects whose every ownerReference names an object (by uid, in
+  the same namespace) that no longer exists: kubeadm-certs goes when its 2-hour token is cleaned.
 
 The loop wakes on every store change and at least every 50 ms (so moving the clock is noticed).
 `settle()` waits for a pass that began after the call and changed nothing: the deterministic way for
@@ -87,7 +89,7 @@ class ControllerManager:
         self.token_cleaner = token_cleaner
         self.signing_duration = signing_duration
         self.enabled = {"bootstrapsigner": True, "tokencleaner": token_cleaner, "csrapproving": True,
-                        "csrsigning": True}
+                        "csrsigning": True, "garbagecollector": True}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.errors: list[str] = []
@@ -160,6 +162,36 @@ class ControllerManager:
             self._approve_csrs()
         if self.enabled["csrsigning"] and self.ca is not None and self.ca.key is not None:
             self._sign_csrs()
+        if self.enabled["garbagecollector"]:
+            self._collect_garbage()
+
+    # --- garbage collector -----------------------------------------------------------------------
+
+    def _collect_garbage(self) -> None:
+        from tests.apiserver import schema
+
+        for res in schema.BY_PLURAL.values():
+            if not res.namespaced:
+                continue
+            for obj in self.store.list(res):
+                md = obj["metadata"]
+                refs = md.get("ownerReferences") or []
+                if not refs or any(self._owner_alive(ref, md.get("namespace", "")) for ref in refs):
+                    continue
+                try:
+                    self.store.delete(res, md["name"], md.get("namespace", ""))
+                except apierrors.APIError:
+                    pass
+
+    def _owner_alive(self, ref: dict[str, Any], namespace: str) -> bool:
+        from tests.apiserver import schema
+
+        kind = ref.get("kind")
+        for res in schema.BY_PLURAL.values():
+            if res.kind == kind:
+                owner = self.store.get(res, ref.get("name", ""), namespace if res.namespaced else "")
+                return owner is not None and owner["metadata"].get("uid") == ref.get("uid")
+        return True  # a kind this server does not serve: never collect on a guess
 
     # --- bootstrap tokens ------------------------------------------------------------------------
 

@@ -179,6 +179,8 @@ POD_SPEC = struct(
     imagePullSecrets=keyed(struct(name=SCALAR), "name"), tolerations=ATOMIC,
 )
 POD_TEMPLATE = always(struct(metadata=always(OBJECT_META), spec=always(POD_SPEC)))
+# Mirror Pods of static Pods: kubeadm reads the etcd Pods' advertise-client-urls annotation.
+POD = top(spec=always(POD_SPEC), status=ANY)
 
 # --- apps/v1 ---------------------------------------------------------------------------------
 
@@ -289,6 +291,8 @@ RESOURCES: tuple[Resource, ...] = (
              verbs=("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")),
     Resource("", "v1", "nodes", "node", "Node", False, NODE, status_subresource=True, short_names=("no",),
              field_labels=("spec.unschedulable",), subresources=("status",)),
+    Resource("", "v1", "pods", "pod", "Pod", True, POD, status_subresource=True, short_names=("po",),
+             field_labels=("spec.nodeName",), subresources=("status",)),
     Resource("apps", "v1", "deployments", "deployment", "Deployment", True, DEPLOYMENT,
              status_subresource=True, has_generation=True, short_names=("deploy",), subresources=("status",)),
     Resource("apps", "v1", "daemonsets", "daemonset", "DaemonSet", True, DAEMON_SET,
