@@ -4,6 +4,7 @@ are requested in order, a kill at every write converges, CAs and keys never chan
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -277,3 +278,39 @@ def test_static_pod_restart_stops_the_running_containers_on_a_real_host():
     bad = _FakeHost(CommandResult(("crictl",), 1, "", "connect: no such file"))
     with pytest.raises(KbootdError, match="crictl ps for etcd failed"):
         staticpods.restart(bad, "etcd")  # type: ignore[arg-type]
+
+
+def test_status_shows_the_nearest_expiry_read_from_disk(root):
+    from kbootd.daemon.certrenewal import nearest_on_disk, status_line
+
+    host = Host(Paths.rooted(root))
+    now = datetime.now(timezone.utc)
+    assert nearest_on_disk(host, now) is None
+    make_pki(root, age=timedelta(days=100))
+    (root / PKI / "etcd/peer.crt").write_bytes(c.encode_cert_pem(_short(root, days=3)))
+    certs = nearest_on_disk(host, now)
+    assert certs is not None and certs["nearest"] == "etcd-peer" and certs["residual"] in ("2d", "3d")
+    line = status_line(certs)
+    assert line is not None and line.startswith("certificates: nearest expiry etcd-peer on ")
+    assert re.fullmatch(r"certificates: nearest expiry etcd-peer on \d{4}-\d\d-\d\d \d\d:\d\d UTC \([23]d\)", line)
+    (root / "etc/kubernetes/admin.conf").write_text("kind: 5\n")
+    assert status_line(nearest_on_disk(host, now) or {}).startswith("certificates: cannot read: ")
+
+
+def _short(root, days: int) -> x509.Certificate:
+    """etcd/peer again, signed by etcd-ca for its own key, valid `days` from now."""
+    ca = x509.load_pem_x509_certificate((root / PKI / "etcd/ca.crt").read_bytes())
+    ca_key = keys.load_private_key_pem((root / PKI / "etcd/ca.key").read_bytes(), "k")
+    key = keys.load_private_key_pem((root / PKI / "etcd/peer.key").read_bytes(), "k")
+    return c.sign_certificate(key.public_key(), ca, ca_key, common_name="cp-1", usages=(c.SERVER_AUTH,),
+                              validity=timedelta(days=days))
+
+
+def test_window_settings_take_days_or_go_durations():
+    from kbootd.daemon.certrenewal import parse_window
+
+    assert parse_window("90d", "w") == 90 * 86400
+    assert parse_window("2160h", "w") == 90 * 86400
+    for bad in ("10m", "soon", "-5d", True):
+        with pytest.raises(KbootdError, match="w"):
+            parse_window(bad, "w")

@@ -251,3 +251,52 @@ def _when(e: Expiry, now: datetime) -> str:
     left = e.residual_seconds(now)
     rel = f"in {short_human_duration(left)}" if left >= 0 else f"{short_human_duration(-left)} ago"
     return f"{e.not_after:%Y-%m-%d %H:%M} UTC ({rel})"
+
+
+# --- settings (kbootd.yaml's supervise block) and `kbootd status` ----------------------------
+
+def parse_window(value: Any, what: str) -> float:
+    """Seconds in `90d` (days) or a Go duration (`2160h`); at least one hour."""
+    from kbootd.duration import parse_duration
+
+    text = str(value).strip() if not isinstance(value, bool) else ""
+    if text.endswith("d") and text[:-1].isdigit():
+        seconds = int(text[:-1]) * DAY
+    else:
+        seconds = parse_duration(value, what=what)
+    if seconds < 3600:
+        raise KbootdError(f"{what}: must be at least 1h (e.g. 90d or 2160h), got {value!r}")
+    return seconds
+
+
+def nearest_on_disk(host: Host, now: datetime, cert_dir: str = "/etc/kubernetes/pki") -> dict[str, Any] | None:
+    """The nearest expiry among this node's certificates (leaves, CAs, the kubelet's client
+    certificate), read from disk for `kbootd status`. None when there are none."""
+    layout = Layout(host, cert_dir=cert_dir, kubeconfig_dir=host.paths.kubernetes_dir)
+    try:
+        items: list[Expiry] = []
+        if host.exists(layout.crt("ca")):
+            leaves, cas = inventory.survey(layout)
+            items += leaves + cas
+        path = f"{host.paths.kubelet_pki_dir}/kubelet-client-current.pem"
+        pem = host.read_bytes(path)
+        if pem is not None:
+            items.append(Expiry("kubelet-client", None, False, False, derdates.not_after(pem, path), path))
+    except (KbootdError, OSError) as err:
+        return {"error": str(err)}
+    nearest = _nearest(items)
+    return None if nearest is None else Summary(nearest=nearest).as_status(now)
+
+
+def status_line(certs: dict[str, Any]) -> str | None:
+    """`certificates: nearest expiry apiserver on 2027-12-02 20:05 UTC (364d)` for `kbootd status`."""
+    if certs.get("error"):
+        return f"certificates: cannot read: {certs['error']}"
+    if not certs.get("nearest"):
+        return None
+    expires = str(certs.get("expires") or "")  # 2027-12-02T20:05:47Z
+    line = (f"certificates: nearest expiry {certs['nearest']} on {expires[:10]} {expires[11:16]} UTC "
+            f"({certs.get('residual')})")
+    if certs.get("warnings"):
+        line += f"; warnings: {', '.join(certs['warnings'])}"
+    return line
