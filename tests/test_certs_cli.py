@@ -350,3 +350,14 @@ def test_kubeconfig_user_prints_a_kubeconfig_signed_by_the_cluster_ca(cli, root)
     (root / PKI / "ca.key").unlink()
     code, _, err = cli("kubeconfig", "user", "--client-name", "x")
     assert code != 0 and "External CA" in err
+
+
+def test_json_fields_follow_kubeadms_struct_order(cli, root):
+    make_pki(root)
+    _, j, _ = cli("certs", "check-expiration", "-o", "json")
+    doc = json.loads(j)
+    assert list(doc) == ["kind", "apiVersion", "certificates", "certificateAuthorities"]
+    assert list(doc["certificates"][0]) == ["name", "expirationDate", "residualTime", "externallyManaged",
+                                            "caName", "missing"]
+    assert list(doc["certificateAuthorities"][0]) == ["name", "expirationDate", "residualTime",
+                                                      "externallyManaged", "missing"]

@@ -107,13 +107,14 @@ def text(leaves: list[Expiry], cas: list[Expiry], now: datetime) -> str:
 
 
 def _entry(e: Expiry, now: datetime) -> dict[str, object]:
-    """One Certificate in its Go struct's field order; omitempty drops a missing one's caName."""
+    """One Certificate in its Go struct's field order (name, expirationDate, residualTime,
+    externallyManaged, caName with omitempty, missing); a missing one has no date (null) and no caName."""
     d: dict[str, object] = {"name": e.name,
                             "expirationDate": e.not_after.strftime("%Y-%m-%dT%H:%M:%SZ") if e.not_after else None,
-                            "residualTime": e.residual_seconds(now)}
+                            "residualTime": e.residual_seconds(now),
+                            "externallyManaged": e.external}
     if e.ca and not e.missing:
         d["caName"] = e.ca
-    d["externallyManaged"] = e.external
     d["missing"] = e.missing
     return d
 
