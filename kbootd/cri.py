@@ -19,6 +19,8 @@ from typing import Any
 
 from kbootd.config.model import DEFAULT_CRI_SOCKET, ClusterConfig
 from kbootd.errors import ValidationError
+from kbootd.images import images_for
+from kbootd.kubelet import DROPIN_DIRS, removed_flags
 
 try:  # Python 3.11+; 3.10 falls back to reading only the top-level keys kbootd needs.
     import tomllib
@@ -99,7 +101,6 @@ def pause_image_for(ctx: Any, pause_image: str | None = None) -> str:
         return pause_image
     if ctx.data.cluster_pause_image:
         return ctx.data.cluster_pause_image
-    from kbootd.images import images_for
 
     cluster = ctx.init.cluster if ctx.init is not None else ClusterConfig()
     return images_for(cluster, lambda m: ctx.reporter.warn(PHASE, m)).pause
@@ -417,7 +418,6 @@ def _report_unset_sysctls(ctx: Any, stderr: str) -> None:
 
 def warn_obsolete_dropins(ctx: Any) -> None:
     """The spec's 20-cri.conf passes flags the kubelet refuses today; say so (never removed silently)."""
-    from kbootd.kubelet import DROPIN_DIRS, removed_flags
 
     for d in DROPIN_DIRS:
         path = f"{d}/{OBSOLETE_CRI_DROPIN}"

@@ -13,6 +13,8 @@ The CLI and the daemon both call exit_code_for(), is_permanent() and render(). E
 
 from __future__ import annotations
 
+from kbootd.redact import redact
+
 EXIT_SUCCESS = 0
 EXIT_GENERAL = 1
 EXIT_PREFLIGHT = 2
@@ -113,8 +115,6 @@ def is_permanent(exc: BaseException) -> bool:
 def render(exc: BaseException, verbosity: int = 0) -> str:
     """The error as the operator reads it, secrets redacted: one line, the hint, and the
     traceback from verbosity 5. Anything not a KbootdError is a bug and says so."""
-    from kbootd.redact import redact
-
     if isinstance(exc, KbootdError):
         lines = [f"error: {exc}"]
         if exc.hint:
@@ -125,7 +125,7 @@ def render(exc: BaseException, verbosity: int = 0) -> str:
             lines.append("run again with -v 5 to see the traceback")
     text = "\n".join(lines) + "\n"
     if verbosity >= 5:
-        import traceback
+        import traceback  # only at -v 5: it imports linecache and tokenize
 
         text += "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     return redact(text)

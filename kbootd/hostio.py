@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import subprocess  # noqa: TID251 - this module is the I/O boundary
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kbootd.errors import KbootdError
+from kbootd.errors import KbootdError, ValidationError
 from kbootd.paths import Paths
 from kbootd.redact import redact
 
@@ -54,12 +55,24 @@ class Host:
         return self.paths.is_host and not self.dry_run
 
     # --- reading ----------------------------------------------------------------
-    def read_bytes(self, host_path: str) -> bytes | None:
-        """Content of a host file, or None if absent (dry-run sees its own writes)."""
+    def read_bytes(self, host_path: str, *, limit: int | None = None) -> bytes | None:
+        """Content of a host file, or None if absent (dry-run sees its own writes).
+
+        With a limit, a larger file is an error after reading at most limit+1 bytes (inputs
+        from users and cloud-init: /dev/zero or a runaway file must not exhaust memory).
+        """
         if host_path in self._overlay:
             return self._overlay[host_path]
         try:
-            return self.paths.at(host_path).read_bytes()
+            real = self.paths.at(host_path)
+            if limit is None:
+                return real.read_bytes()
+            with real.open("rb") as f:
+                data = f.read(limit + 1)
+            if len(data) > limit:
+
+                raise ValidationError(f"{host_path}: larger than {limit} bytes; not an input kbootd reads")
+            return data
         except (FileNotFoundError, NotADirectoryError):
             return None
         except IsADirectoryError as e:
@@ -144,8 +157,13 @@ class Host:
         os.chmod(real, mode)  # mkdir's mode is masked by the umask
 
     def remove(self, host_path: str) -> bool:
-        """Remove a file or a directory tree. Returns False if nothing was there."""
-        real = self.paths.at(host_path)
+        """Remove a file or a directory tree. Returns False if nothing was there.
+
+        A symlink is removed itself, never its target; the tree is removed without
+        following the symlinks in it (shutil.rmtree), and the path was resolved inside the
+        root (Paths.at), so nothing outside the root is ever deleted.
+        """
+        real = self.paths.at(host_path, follow=False)
         if not real.exists() and not real.is_symlink() and host_path not in self._overlay:
             return False
         self.actions.append(Action("remove", host_path))
@@ -154,8 +172,6 @@ class Host:
             self.say(f'[dryrun] Would remove "{host_path}"')
             return True
         if real.is_dir() and not real.is_symlink():
-            import shutil
-
             shutil.rmtree(real)
         else:
             real.unlink()
@@ -203,6 +219,7 @@ class Host:
 def _atomic_write(path: Path, data: bytes, mode: int) -> None:
     tmp = path.with_name(f".{path.name}.kbootd-tmp-{os.getpid()}")
     tmp.unlink(missing_ok=True)  # left by a crashed run that had our pid
+    _remove_stale_temps(path)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
     try:
         os.fchmod(fd, mode)  # the umask must not widen or narrow the explicit mode
@@ -226,3 +243,31 @@ def _atomic_write(path: Path, data: bytes, mode: int) -> None:
         os.fsync(dfd)
     finally:
         os.close(dfd)
+
+
+def _remove_stale_temps(path: Path) -> None:
+    """Temp files of this path left by runs killed before their rename (they may hold a key).
+
+    Only those whose process is gone: runs are serialised by the host-wide lock, but a
+    live process's temp file is never touched.
+    """
+    prefix = f".{path.name}.kbootd-tmp-"
+    try:
+        names = [n for n in os.listdir(path.parent) if n.startswith(prefix)]
+    except OSError:
+        return
+    for name in names:
+        pid = name[len(prefix):]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue  # alive
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue  # alive, someone else's
+        try:
+            os.unlink(path.parent / name)
+        except FileNotFoundError:
+            pass

@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kbootd.config.model import LEGACY_IMAGE_REPOSITORY, ClusterConfig
+from kbootd.config.model import ClusterConfig
 from kbootd.config.validate import version_minor
 
 # minor -> (etcd, coredns, pause), as kubeadm's constants pin them.
@@ -46,11 +46,6 @@ def component_versions(kubernetes_version: str, warn: Callable[[str], None] | No
     return COMPONENT_VERSIONS[newest]
 
 
-def _arch() -> str:
-    m = os.uname().machine
-    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(m, m)
-
-
 def images_for(c: ClusterConfig, warn: Callable[[str], None] | None = None) -> Images:
     repo = c.image_repository
     unified = c.unified_control_plane_image
@@ -69,11 +64,12 @@ def images_for(c: ClusterConfig, warn: Callable[[str], None] | None = None) -> I
         if warn:
             warn("KUBE_ETCD_IMAGE is deprecated; use etcd.local.imageRepository/imageTag")
     etcd_v, dns_v, pause_v = component_versions(c.kubernetes_version, warn)
-    # The spec's registry named images per architecture (kube-apiserver-amd64).
-    suffix = f"-{_arch()}" if repo.rstrip("/") == LEGACY_IMAGE_REPOSITORY else ""
+    # The spec's registry once named images per architecture (kube-apiserver-amd64), but
+    # those names were never published for the versions kbootd supports: kubeadm v1.32
+    # writes plain names for gcr.io/google_containers too.
 
     def img(name: str, tag: str, r: str | None = None) -> str:
-        return f"{(r or repo).rstrip('/')}/{name}{suffix}:{tag}"
+        return f"{(r or repo).rstrip('/')}/{name}:{tag}"
 
     # kubeadm's KubernetesVersionToImageTag: a tag holds only [-a-zA-Z0-9_.] (v1.32.0+abc -> v1.32.0_abc).
     kv = re.sub(r"[^-a-zA-Z0-9_.]", "_", c.kubernetes_version)

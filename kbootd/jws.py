@@ -46,6 +46,10 @@ def verify(content: str, jws: str, token_id: str, token_secret: str) -> bool:
     """
     if not all(isinstance(v, str) for v in (content, jws, token_id, token_secret)):
         return False
+    if not all(_is_utf8(v) for v in (content, jws)):
+        # A lone surrogate (JSON's \ud800 decodes to one) is no text the signer could have
+        # signed: a bad signature (exit 4), not a UnicodeEncodeError (exit 1).
+        return False
     parts = jws.split(".")
     if len(parts) != 3 or parts[1] != "":
         return False  # not the detached compact form
@@ -54,3 +58,11 @@ def verify(content: str, jws: str, token_id: str, token_secret: str) -> bool:
     expected = sign(content, token_id, token_secret)
     # Compare the whole value in constant time: the signature is the secret-derived part.
     return hmac.compare_digest(jws.encode("utf-8"), expected.encode("utf-8"))
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

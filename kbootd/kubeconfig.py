@@ -109,7 +109,9 @@ def _problems(ctx: Context, spec: KubeconfigSpec, kc: Kubeconfig, ca_cert: x509.
         problems.append("it has no certificate-authority-data")
     else:
         theirs = c.load_cert_pem(ca_pem, f"{path}: certificate authority")
-        if theirs != ca_cert:
+        # Compared by public key (the pin), not bytes: a CA certificate re-issued for the same
+        # key after a crash (pki.phase.ensure_ca) is the same CA to every client.
+        if not keys.same_public_key(theirs.public_key(), ca_cert.public_key()):
             problems.append(f"its CA ({c.common_name(theirs)!r}, {pin_of(theirs)}) is not "
                             f"{pki.crt_path(ctx, certlist.CA.base)} ({pin_of(ca_cert)})")
     want = server_for(ctx, spec)

@@ -23,6 +23,7 @@ import yaml
 from kbootd.config.model import ClusterConfig, ExtraArgs, InitConfig
 from kbootd.config.validate import service_ip, version_minor
 from kbootd.errors import ValidationError
+from kbootd.images import images_for
 
 PHASE = "kubelet-start"
 API = "kubelet.config.k8s.io/v1beta1"
@@ -67,7 +68,6 @@ Warn = Callable[[str], None]
 
 def pod_infra_image(cluster: ClusterConfig, warn: Warn | None = None) -> str | None:
     """The pause image for --pod-infra-container-image, or None where the kubelet lacks the flag."""
-    from kbootd.images import images_for
 
     if version_minor(cluster.kubernetes_version) > POD_INFRA_FLAG_LAST_MINOR:
         return None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import socket
+import struct
 
 from kbootd.config import validate as v
 from kbootd.errors import ValidationError
@@ -37,9 +39,6 @@ def _default_route_iface(ctx) -> str | None:
 
 
 def _iface_ipv4(iface: str) -> str | None:
-    import fcntl
-    import struct
-
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         packed = fcntl.ioctl(s.fileno(), 0x8915, struct.pack("256s", iface[:15].encode()))  # SIOCGIFADDR

@@ -4,6 +4,14 @@ Nothing else in kbootd builds host paths: phases ask this object. Tests and the 
 root the whole tree in a temp dir; with root "/" these are the real host paths.
 Attributes are *host* paths (what a user sees, what goes into manifests and
 kubeconfigs); `.at(p)` maps one into the root for I/O.
+
+Containment: under a root other than "/", `.at()` resolves a path the way the kernel
+would inside a chroot (or openat2 with RESOLVE_IN_ROOT): each symlink is read and an
+absolute target starts again at the root, and `..` never climbs above the root. So
+`R/var/run -> /run` means `R/run`, never the host's /run. A host path that is relative,
+or that itself climbs above "/" (`--cert-dir /../../victim`), is refused (exit 3). The
+check and the later open are two steps, so a process racing to swap a directory for a
+symlink in between is not covered; the root is expected to be owned by the caller.
 """
 
 from __future__ import annotations
@@ -12,8 +20,53 @@ import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from kbootd.errors import ValidationError
+
 KUBERNETES_DIR = "/etc/kubernetes"
 DEFAULT_CERT_DIR = "/etc/kubernetes/pki"
+MAX_SYMLINKS = 40  # as the kernel's ELOOP limit
+
+
+class PathSettingError(ValidationError, ValueError):
+    """A host path that is relative or climbs above the root (also a ValueError, as before)."""
+
+
+def check_setting(value: str, where: str) -> str:
+    """A path setting (flag or field) must be absolute and must not climb above "/"."""
+    if not isinstance(value, str) or not value.startswith("/"):
+        raise PathSettingError(f"{where}: {value!r}: expected an absolute path")
+    depth = 0
+    for part in value.split("/"):
+        if part == "..":
+            depth -= 1
+            if depth < 0:
+                raise PathSettingError(f"{where}: {value!r}: the path climbs above / with '..'")
+        elif part not in ("", "."):
+            depth += 1
+    return value
+
+
+def check_config_paths(cfg: object, source: str) -> None:
+    """Every host path setting of an init or join configuration, named by flag and field."""
+    c = getattr(cfg, "cluster", None)
+    checks: list[tuple[str | None, str]] = []
+    if c is not None:
+        checks.append((c.certificates_dir, "certificatesDir (--cert-dir)"))
+        if c.etcd_local is not None:
+            checks.append((c.etcd_local.data_dir, "etcd.local.dataDir"))
+        if c.etcd_external is not None:
+            x = c.etcd_external
+            checks += [(x.ca_file, "etcd.external.caFile"), (x.cert_file, "etcd.external.certFile"),
+                       (x.key_file, "etcd.external.keyFile")]
+    ca_cert_path = getattr(cfg, "ca_cert_path", None)
+    if ca_cert_path is not None:
+        checks.append((ca_cert_path, "caCertPath"))
+        f = getattr(cfg, "discovery_file", None)
+        if f and "://" not in f:
+            checks.append((f, "discovery.file.kubeConfigPath (--discovery-file)"))
+    for value, field_name in checks:
+        if value:
+            check_setting(value, f"{source}: {field_name}")
 
 
 @dataclass(frozen=True)
@@ -31,12 +84,40 @@ class Paths:
         """True when this is the real machine (root "/"), where commands may run."""
         return self.root == Path("/")
 
-    def at(self, host_path: str | PurePosixPath) -> Path:
-        """The rooted filesystem path of a host path."""
-        p = str(host_path)
-        if not p.startswith("/"):
-            raise ValueError(f"host path must be absolute: {p!r}")
-        return self.root / p.lstrip("/") if not self.is_host else Path(p)
+    def at(self, host_path: str | PurePosixPath, *, follow: bool = True) -> Path:
+        """The rooted filesystem path of a host path, resolved inside the root.
+
+        With follow=False a symlink in the last component is not followed (to remove the
+        link itself, never its target).
+        """
+        p = check_setting(str(host_path), "host path")
+        if self.is_host:
+            return Path(p)
+        return self._resolve_in_root(p, follow)
+
+    def _resolve_in_root(self, p: str, follow: bool) -> Path:
+        todo = [c for c in p.split("/") if c not in ("", ".")]
+        todo.reverse()  # a stack: the next component is todo[-1]
+        done: list[str] = []
+        links = 0
+        while todo:
+            name = todo.pop()
+            if name == "..":
+                if done:
+                    done.pop()  # clamped at the root, as in a chroot
+                continue
+            cand = self.root.joinpath(*done, name)
+            if (todo or follow) and cand.is_symlink():
+                links += 1
+                if links > MAX_SYMLINKS:
+                    raise ValidationError(f"{p}: too many levels of symbolic links under the root {self.root}")
+                target = os.readlink(cand)
+                if target.startswith("/"):
+                    done = []  # absolute targets are relative to the root
+                todo.extend(reversed([c for c in target.split("/") if c not in ("", ".")]))
+                continue
+            done.append(name)
+        return self.root.joinpath(*done)
 
     def show(self, real: str | os.PathLike[str]) -> str:
         """The host path of a rooted path (for messages and dry-run output)."""

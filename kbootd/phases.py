@@ -71,13 +71,16 @@ INIT: tuple[Phase, ...] = (
 INIT_LOCAL = tuple(p.name for p in INIT[: [p.name for p in INIT].index("wait-control-plane")])
 
 JOIN: tuple[Phase, ...] = (
-    # As in init, cri runs first: it loads br_netfilter and sets ip_forward, which preflight
-    # checks, so a fresh worker needs no manual preparation. kubelet-start re-applies it with
-    # the cluster's pause image and cgroup driver (no change, no runtime restart).
-    Phase("cri", CRI_SUMMARY, run=cri.configure),
-    Phase("preflight", "Run join pre-flight checks", run=preflight.run_join),
+    # Trust first: discovery only reads (cluster-info over the network, or the discovery
+    # file), so a wrong pin or token stops join before anything on the host changed, as
+    # kubeadm join never touches the runtime. Then cri (loads br_netfilter, sets ip_forward),
+    # then preflight, which checks those among the rest, so a fresh worker needs no manual
+    # preparation and preflight never reports what cri is about to fix. kubelet-start
+    # re-applies cri with the cluster's pause image and cgroup driver (no change, no restart).
     Phase("discovery", "Discover the cluster and trust its CA (bootstrap token and CA pin, or a discovery file)",
           run=join.discovery_phase),
+    Phase("cri", CRI_SUMMARY, run=cri.configure),
+    Phase("preflight", "Run join pre-flight checks", run=preflight.run_join),
     Phase("kubelet-start", "Write the bootstrap kubeconfig and the cluster's kubelet settings, (re)start the kubelet",
           run=join.kubelet_start),
     Phase("wait-tls-bootstrap", "Wait for the kubelet's TLS bootstrap and Node, then record its CRI socket",

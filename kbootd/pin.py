@@ -15,6 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from kbootd.errors import ValidationError
+from kbootd.pki.certs import load_cert_pem
 
 PREFIX = "sha256:"
 _HEX = frozenset("0123456789abcdef")
@@ -23,8 +24,6 @@ _HEX = frozenset("0123456789abcdef")
 def pin_of(cert: x509.Certificate | bytes | str) -> str:
     """The pin of a certificate (an x509 object, or PEM text/bytes)."""
     if not isinstance(cert, x509.Certificate):
-        from kbootd.pki.certs import load_cert_pem
-
         cert = load_cert_pem(cert.encode() if isinstance(cert, str) else cert, "certificate")
     spki = cert.public_key().public_bytes(serialization.Encoding.DER,
                                           serialization.PublicFormat.SubjectPublicKeyInfo)

@@ -7,7 +7,11 @@ is imported here: `kbootd token generate` registers its secret on a fast path.
 
 from __future__ import annotations
 
-from typing import Any
+from kbootd.tokenshape import TOKEN_IN_TEXT_PATTERN
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing `typing`: this module is on `token generate`'s path
+if TYPE_CHECKING:
+    from typing import Any
 
 REDACTED = "<redacted>"
 _secrets: set[str] = set()  # set.add is atomic under the GIL; no lock needed
@@ -32,10 +36,7 @@ def redact(text: str) -> str:
         if s in text:
             text = text.replace(s, REDACTED)
     if _token_re is None:
-        import re
-
-        # kbootd.token imports this module, so its pattern is fetched here, on first use.
-        from kbootd.token import TOKEN_IN_TEXT_PATTERN
+        import re  # on first use: `token generate` registers a secret but never redacts
 
         # Anything shaped like a bootstrap token is masked even if nobody registered it.
         _token_re = re.compile(TOKEN_IN_TEXT_PATTERN)

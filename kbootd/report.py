@@ -6,6 +6,7 @@ reporter emits passes through secret redaction.
 
 from __future__ import annotations
 
+import io
 import sys
 from typing import Protocol, TextIO
 
@@ -76,8 +77,6 @@ class RecordingReporter(ConsoleReporter):
     """Keeps every event; for tests and for the daemon's status file."""
 
     def __init__(self, verbosity: int = 0) -> None:
-        import io
-
         super().__init__(verbosity, io.StringIO(), io.StringIO())
         self.events: list[tuple[str, str, str]] = []
 

@@ -8,9 +8,11 @@ configuration, iptables/IPVS rules, $HOME/.kube/config) is printed with the comm
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass
 
+from kbootd import apiclient, transport
 from kbootd.errors import KbootdError
 
 KUBECONFIG_FILES = ("admin.conf", "super-admin.conf", "kubelet.conf", "bootstrap-kubelet.conf",
@@ -53,7 +55,6 @@ def skip_remove_node(ctx) -> str | None:
 
 def remove_node(ctx) -> None:
     """Delete this host's Node object through the API (off by default, as kubeadm)."""
-    from kbootd import apiclient
 
     opts = _opts(ctx)
     name = opts.node_name or ctx.data.node_name
@@ -109,7 +110,6 @@ ETCD_TIMEOUT = 10.0
 
 def _etcd_session(ctx, cert_dir: str, endpoint: str):
     """A kbootd.transport session to etcd's gateway with the apiserver-etcd-client certificate."""
-    from kbootd import transport
 
     pem = {}
     for name, src in (("ca", f"{cert_dir}/etcd/ca.crt"), ("crt", f"{cert_dir}/apiserver-etcd-client.crt"),
@@ -124,8 +124,6 @@ def _etcd_session(ctx, cert_dir: str, endpoint: str):
 
 
 def _etcd_call(session, call: str, body: dict | None = None) -> dict:
-    import json
-
     try:
         r = session.request("POST", f"/v3/cluster/{call}", json.dumps(body or {}).encode(),
                             {"Content-Type": "application/json"})

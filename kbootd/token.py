@@ -1,6 +1,6 @@
 """Bootstrap tokens: a value type that parses, generates and formats itself.
 
-Format `[a-z0-9]{6}.[a-z0-9]{16}`: a public id and a secret. The secret is registered
+Format `id.secret` (its shape is kbootd.tokenshape's): a public id and a secret. The secret is registered
 for redaction the moment a token is parsed or generated; `str()` shows the id only.
 """
 
@@ -10,15 +10,8 @@ import os
 
 from kbootd import redact
 from kbootd.errors import ValidationError
+from kbootd.tokenshape import TOKEN_FORMAT, TOKEN_ID_PATTERN, TOKEN_IN_TEXT_PATTERN, TOKEN_PATTERN
 
-# The one definition of a token's shape; every other module uses these.
-# Kept as pattern strings and compiled on use: `kbootd token generate` must not pay for `re`.
-_ID = "[a-z0-9]{6}"
-_SECRET = "[a-z0-9]{16}"
-TOKEN_FORMAT = f"{_ID}.{_SECRET}"  # for messages and help
-TOKEN_PATTERN = rf"^({_ID})\.({_SECRET})$"
-TOKEN_ID_PATTERN = rf"^{_ID}$"
-TOKEN_IN_TEXT_PATTERN = rf"\b({_ID})\.({_SECRET})\b"  # a token anywhere in a text: groups id, secret
 GROUP_PATTERN = r"^system:bootstrappers:[a-z0-9:-]{0,255}[a-z0-9]$"
 ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 USAGES = ("signing", "authentication")
@@ -41,7 +34,7 @@ def _random_string(n: int) -> str:
 
 
 def _match(pattern: str, text: str):
-    import re
+    import re  # compiled on use: `token generate` never matches
 
     return re.match(pattern, text)
 
@@ -81,13 +74,7 @@ class BootstrapToken:
     def parse(cls, text: str, *, source: str = "token") -> BootstrapToken:
         m = _match(TOKEN_PATTERN, text.strip()) if isinstance(text, str) else None
         if not m:
-            # Register first: a malformed secret must not leak through this very message.
-            if isinstance(text, str) and "." in text:
-                redact.register(text.strip().split(".", 1)[1])
-            shown = text.split(".", 1)[0] if isinstance(text, str) else repr(text)
-            raise ValidationError(
-                f"{source}: the token (id {shown!r}) is not of the form [a-z0-9]{{6}}.[a-z0-9]{{16}}"
-            )
+            raise ValidationError(f"{source}: {describe_malformed(text)}")
         return cls(m.group(1), m.group(2))
 
     @classmethod
@@ -105,6 +92,24 @@ class BootstrapToken:
 
     def __str__(self) -> str:
         return f"{self.id}.{redact.REDACTED}"
+
+
+def describe_malformed(text: object) -> str:
+    """Why a token does not parse, echoing nothing of it but a well-formed 6-character id.
+
+    A mistyped separator (`abcdef:0123...`) or a stray character anywhere would otherwise
+    put the secret into errors, the journal and status.json: none of it is shown, and the
+    rest is registered for redaction in case some other path prints it.
+    """
+    if not isinstance(text, str):
+        return f"expected a string of the form {TOKEN_FORMAT}, got {type(text).__name__}"
+    t = text.strip()
+    head, dot, rest = t.partition(".")
+    redact.register(t)
+    redact.register(rest)
+    if dot and _match(TOKEN_ID_PATTERN, head):
+        return f"the token (id {head!r}) is not of the form {TOKEN_FORMAT}"
+    return f"the token ({len(t)} characters, not shown) is not of the form {TOKEN_FORMAT}"
 
 
 def validate_usages(usages: list[str] | tuple[str, ...], *, source: str = "usages") -> tuple[str, ...]:

@@ -28,8 +28,12 @@ callers without paying for TLS.
 
 from __future__ import annotations
 
+import fcntl
 import io
 import os
+import select
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -100,7 +104,6 @@ def sealed_memfd(name: str, data: bytes) -> Iterator[str]:
     The memfd is sealed (no write, grow, shrink, further seals) before its path is handed
     out, and closed when the block ends.
     """
-    import fcntl
 
     fd = os.memfd_create(f"kbootd-{name}", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
     try:
@@ -195,7 +198,6 @@ class _TimedSocket:
 
     def dropped(self) -> bool:
         """True when the peer closed an idle kept-alive connection (readable with nothing asked)."""
-        import select
 
         try:
             readable, _, _ = select.select([self.sock], [], [], 0)
@@ -267,7 +269,6 @@ class Session:
                  timeout: float = DEFAULT_TIMEOUT, max_body: int = DEFAULT_MAX_BODY,
                  cleartext: bool = False, user_agent: str = USER_AGENT,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        import threading
 
         self.scheme, self.host, self.port = split_origin(origin)
         self.origin = origin.rstrip("/")
@@ -292,7 +293,6 @@ class Session:
     # connection handling
     def _connect(self) -> Any:
         import http.client
-        import socket
 
         d = self._deadline
         left = min(d.left(), d.connect_end - d.clock())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import subprocess
+from collections.abc import Iterator
 
 import pytest
 
@@ -50,6 +51,18 @@ def _fail_closed_on_side_effects(request: pytest.FixtureRequest, monkeypatch: py
 
     monkeypatch.setattr(socket.socket, "connect", connect)
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_redaction_registry() -> Iterator[None]:
+    """Secrets registered by one test (fuzzed tokens register arbitrary words such as
+    "namespace") must not redact another test's output: the registry lives per process."""
+    from kbootd import redact
+
+    saved = set(redact._secrets)
+    yield
+    redact._secrets.clear()
+    redact._secrets.update(saved)
 
 
 def _is_ip(host: object) -> bool:

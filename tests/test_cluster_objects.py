@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kbootd.cluster import addons, bootstraptoken, kyaml, markcp, uploadconfig, waitcp
+from kbootd import kyaml
+from kbootd.cluster import addons, bootstraptoken, markcp, uploadconfig, waitcp
 from kbootd.config.load import load_file
 from kbootd.config.model import Networking, Taint
 from kbootd.context import Seams, make_context

@@ -129,6 +129,7 @@ def test_unreadable_file_is_an_input_error(host, monkeypatch):
         raise PermissionError(13, "Permission denied")
 
     monkeypatch.setattr(type(host.paths.at("/x")), "read_bytes", denied)
+    monkeypatch.setattr(type(host.paths.at("/x")), "open", lambda self, *a, **kw: denied(self))
     with pytest.raises(ValidationError) as e:
         gather(host)
     assert "/etc/kbootd/kbootd.yaml" in str(e.value) and "permission denied" in str(e.value)

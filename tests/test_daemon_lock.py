@@ -16,11 +16,11 @@ def host(root):
 def test_second_run_is_refused_with_the_holders_pid(host):
     with InstanceLock(host) as first:
         real = host.paths.at(host.paths.lock_file)
-        assert real.read_text().strip() == str(os.getpid())
+        assert real.read_text().strip() == f"{os.getpid()} kbootd run"
         assert real.stat().st_mode & 0o777 == 0o600
         with pytest.raises(LockHeld) as e:
             InstanceLock(host).acquire()
-        assert f"pid {os.getpid()}" in str(e.value) and host.paths.lock_file in str(e.value)
+        assert f"pid {os.getpid()}, kbootd run" in str(e.value) and host.paths.lock_file in str(e.value)
         assert e.value.exit_code == 1
         assert first.fd is not None
     assert not real.exists()  # released: unlinked

@@ -361,3 +361,32 @@ def test_no_warning_without_a_token_in_metadata(root, notify, capsys):
     assert run(root) == 0
     assert "meta-data (kbootd-token)" not in capsys.readouterr().err + "".join(notify())
     assert "warnings" not in status(root)
+
+
+@pytest.mark.parametrize("mistyped", ["fz1abc:q9w8e7r6t5y4u3i2", "fz1abc.q9w8e7r6t5y4u3i2x", "q9w8e7r6t5y4u3i2"])
+def test_a_mistyped_token_reaches_no_journal_status_or_status_json(root, notify, capsys, mistyped):
+    """Issue 11 #5: nothing of a token that does not parse, in any of the daemon's outputs."""
+    worker_doc(root, token=mistyped)
+    assert run(root) == 3
+    seen = "\n".join(notify()) + (root / "run/kbootd/status.json").read_text() + "".join(capsys.readouterr())
+    assert "the token (" in seen
+    for i in range(len(mistyped) - 4):
+        piece = mistyped[i:i + 5]
+        assert piece not in seen or piece in "fz1abc", piece
+
+
+@pytest.mark.parametrize("text,field", [
+    ('{"version": 1, "status": "running", "role": "worker", "failures": null}', "failures"),
+    ('{"version": 1, "status": "running", "role": "worker", "phases_done": {"a": 1}}', "phases_done"),
+    ("[" * 100_000, "not valid JSON"),
+])
+def test_a_mistyped_state_file_stops_the_daemon_for_good_naming_it(root, notify, text, field):
+    """Issue 11 #8: exit 3 (no restart loop), the file and field named, the state left for the operator."""
+    worker_doc(root)
+    write(root, "/var/lib/kbootd/state.json", text)
+    assert run(root) == 3
+    assert CALLS == []
+    s = status(root)
+    assert (s["state"], s["will_retry"], s["exit_code"]) == ("failed", False, 3)
+    assert "/var/lib/kbootd/state.json" in s["error"] and field in s["error"]
+    assert (root / "var/lib/kbootd/state.json").read_text() == text

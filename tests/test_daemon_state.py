@@ -61,3 +61,31 @@ def test_backoff(failures, delay):
 def test_state_never_holds_a_secret_field():
     assert not {f for f in st.State.__dataclass_fields__ if "token" in f or "secret" in f}
     assert os.path.basename(Paths.rooted("/").state_file) == "state.json"
+
+
+# Found by the fuzz suite (tests/fuzzing.py): each was a TypeError or RecursionError (exit 1,
+# restarted by the unit every few seconds forever) before; now exit 3 naming file and field.
+@pytest.mark.parametrize("change,field", [
+    ({"failures": None}, "failures"), ({"failures": [1]}, "failures"), ({"failures": True}, "failures"),
+    ({"failures": -1}, "failures"), ({"phases_done": None}, "phases_done"), ({"phases_done": [1]}, "phases_done"),
+    ({"status": {"a": 1}}, "status"), ({"status": "bogus"}, "status"), ({"role": "master"}, "role"),
+    ({"updated_at": "x"}, "updated_at"), ({"started_at": 1e300}, "started_at"), ({"node_name": 5}, "node_name"),
+    ({"last_error": ["x"]}, "last_error"), ({"version": True}, "unknown state format"),
+])
+def test_a_mistyped_field_is_exit_3_naming_the_file_and_field(host, change, field):
+    real = host.paths.at(host.paths.state_file)
+    real.parent.mkdir(parents=True)
+    data = {"version": 1, "status": "running", "role": "worker", "phases_done": ["discovery"], "failures": 2}
+    real.write_text(json.dumps({**data, **change}))
+    with pytest.raises(ValidationError) as e:
+        st.load(host)
+    assert e.value.exit_code == 3
+    assert host.paths.state_file in str(e.value) and field in str(e.value) and "kbootd reset" in str(e.value)
+
+
+def test_deeply_nested_state_is_exit_3_not_a_recursion_error(host):
+    real = host.paths.at(host.paths.state_file)
+    real.parent.mkdir(parents=True)
+    real.write_text("[" * 100_000)
+    with pytest.raises(ValidationError, match="not valid JSON"):
+        st.load(host)

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import base64
 import http.server
+import json
 import ssl
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -461,3 +463,94 @@ def test_an_https_discovery_file_has_a_size_cap(root: Path, raw, tmp_path: Path)
     ctx.seams.ca_bundle = str(tmp_path / "bundle.pem")
     err = failure(ctx)
     assert err.exit_code == 4 and "larger than 1048576 bytes" in str(err)
+
+
+# --- hostile cluster-info from a real server on 127.0.0.1 (issue 11 #6) ----------------------------------
+
+def _raw_get(payload: bytes):
+    def do_get(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    return do_get
+
+
+@contextmanager
+def _raw_https(payload: bytes, tmp: Path) -> Iterator[tuple[str, _FileServer]]:
+    """An HTTPS server on 127.0.0.1 answering every GET with payload, byte for byte (the test API
+    server cannot serve what is not valid JSON text, e.g. lone surrogates as JSON escapes)."""
+    s = _FileServer("", tmp)
+    s.httpd.RequestHandlerClass.do_GET = _raw_get(payload)  # type: ignore[attr-defined]
+    try:
+        yield f"127.0.0.1:{s.httpd.server_address[1]}", s
+    finally:
+        s.close()
+
+
+def _cluster_info_body(data: dict[str, str]) -> bytes:
+    # json.dumps escapes a lone surrogate as \ud800, which json.loads turns back into one.
+    return json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "data": data}).encode("ascii")
+
+
+def _header() -> str:
+    from kbootd import jws
+
+    return jws.encoded_header("abcdef")
+
+
+@pytest.mark.parametrize("make", [
+    pytest.param(lambda kc, sig: {"kubeconfig": kc + "\ud800", "jws-kubeconfig-abcdef": sig},
+                 id="lone-surrogate-in-kubeconfig"),
+    pytest.param(lambda kc, sig: {"kubeconfig": "\udfff", "jws-kubeconfig-abcdef": _header() + "..x"},
+                 id="lone-surrogate-only"),
+    pytest.param(lambda kc, sig: {"kubeconfig": kc, "jws-kubeconfig-abcdef": _header() + "..\ud800"},
+                 id="lone-surrogate-in-jws"),
+    pytest.param(lambda kc, sig: {"kubeconfig": kc, "jws-kubeconfig-abcdef": "\ud800" + sig[1:]},
+                 id="lone-surrogate-in-jws-header"),
+    pytest.param(lambda kc, sig: {"kubeconfig": "[" * 200_000, "jws-kubeconfig-abcdef": sig}, id="200KB-of-["),
+])
+def test_hostile_cluster_info_is_a_security_error_never_exit_1(cluster: TestAPIServer, tmp_path: Path, root: Path,
+                                                               make) -> None:
+    data = cluster.store.get("configmaps", "cluster-info", "kube-public")["data"]
+    body = _cluster_info_body(make(data["kubeconfig"], data["jws-kubeconfig-abcdef"]))
+    with _raw_https(body, tmp_path) as (endpoint, _srv):
+        ctx = join_context(root, join_config((endpoint,), pins=(pin_of(cluster.ca_pem),)))
+        err = failure(ctx)
+    assert err.exit_code == 4, err
+    assert "internal error" not in str(err)
+    assert_secret_unsaid(ctx, err)
+
+
+def test_hostile_cluster_info_signed_by_the_cluster_is_malformed_not_a_crash(tmp_path: Path, root: Path) -> None:
+    """Content the token's secret did sign (a broken cluster-info): exit 4, naming it malformed."""
+    from kbootd import jws
+
+    kc = "[" * 200_000
+    body = _cluster_info_body({"kubeconfig": kc, "jws-kubeconfig-abcdef": jws.sign(kc, "abcdef", SECRET)})
+    with _raw_https(body, tmp_path) as (endpoint, _srv):
+        err = failure(join_context(root, join_config((endpoint,), unsafe=True)))
+    assert err.exit_code == 4 and "malformed kubeconfig" in str(err)
+
+
+@pytest.mark.parametrize("payload", [b"\xff\xfe\x00garbage", b"[" * 200_000, b'{"kind": "ConfigMap", "data": 5}'],
+                         ids=["non-utf8", "200KB-of-[", "no-data"])
+def test_garbage_cluster_info_answers_are_transient(tmp_path: Path, root: Path, payload: bytes) -> None:
+    """An answer that is not a ConfigMap (not JSON, not UTF-8, 200 KB of '[') is a server not
+    ready or not an API server: retried until the deadline (exit 5), never exit 1."""
+    with _raw_https(payload, tmp_path) as (endpoint, _srv):
+        err = failure(join_context(root, join_config((endpoint,), unsafe=True, discovery=1.0)))
+    assert err.exit_code == 5, err
+    assert "internal error" not in str(err)
+
+
+def test_non_utf8_https_discovery_file_is_refused_not_a_crash(tmp_path: Path, root: Path) -> None:
+    payload = b"apiVersion: v1\nkind: Config\nclusters:\n- name: \xff\xfe\x80\n"
+    with _raw_https(payload, tmp_path) as (_endpoint, srv):
+        ctx = join_context(root, join_config(discovery_file=srv.url))
+        ctx.seams.ca_bundle = str(srv.ca_file)
+        err = failure(ctx)
+    assert err.exit_code == 4, err
+    assert "internal error" not in str(err)

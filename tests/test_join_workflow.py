@@ -1,4 +1,4 @@
-"""The whole join (cri, preflight, discovery, kubelet-start, wait-tls-bootstrap) against the test
+"""The whole join (discovery, cri, preflight, kubelet-start, wait-tls-bootstrap) against the test
 API server, with tests/kubelet_double.py playing the kubelet's TLS bootstrap.
 """
 
@@ -270,3 +270,29 @@ def test_a_resumed_join_discovers_again_when_discovery_was_done_by_an_earlier_pr
     assert "discovering it again" in ctx.reporter.text()
     assert ctx.data.endpoint == cluster.url
     assert cluster.store.get("nodes", NODE)["metadata"]["annotations"][ANNOTATION] == SOCKET
+
+
+# --- trust before host changes (issue 11 #13) ----------------------------------------------------
+
+def test_cli_join_with_a_wrong_pin_changes_nothing_and_runs_no_command(cluster: TestAPIServer, root: Path,
+                                                                       run_cli, cli_join: None) -> None:
+    """kubeadm join does not touch the runtime before it trusts the cluster: a wrong pin exits 4
+    with the root exactly as it was (no containerd config, crictl.yaml, modules, sysctls) and
+    no command run or printed (no modprobe, sysctl or containerd restart)."""
+    (root / "etc/containerd").mkdir(parents=True)
+    (root / "etc/containerd/config.toml").write_text("version = 2\n")
+    before = tree_snapshot(root)
+    wrong = "sha256:" + "ab" * 32
+    code, out, err = run_cli("join", cluster.server_address, "--token", TOKEN, "--discovery-token-ca-cert-hash",
+                             wrong, "--root", str(root), "--node-name", NODE, "--cri-socket", SOCKET,
+                             "--discovery-timeout", "5s", "--ignore-preflight-errors", "all")
+    assert code == 4, err
+    assert "pin" in err.lower() or "hash" in err.lower()
+    assert tree_snapshot(root) == before
+    assert "Would run" not in out + err
+
+
+def test_join_runs_discovery_before_any_phase_that_changes_the_host() -> None:
+    names = [p.name for p in PHASES]
+    assert names.index("discovery") < names.index("cri") < names.index("kubelet-start")
+    assert names.index("discovery") < names.index("preflight")

@@ -105,3 +105,13 @@ def test_real_cluster_info_verifies() -> None:
     assert jws.sign(kubeconfig, "abcdef", "0123456789abcdef") == value
     assert not jws.verify(kubeconfig, value, "abcdef", "0123456789abcdeg")
     assert not jws.verify(kubeconfig.replace("16443", "16444"), value, "abcdef", "0123456789abcdef")
+
+
+@pytest.mark.parametrize("content,sig", [("\ud800", None), ("kubeconfig", "\ud800"), ("a\udfffb", None)])
+def test_lone_surrogates_do_not_verify_and_do_not_raise(content, sig):
+    """JSON's "\\ud800" decodes to a lone surrogate, which UTF-8 cannot encode (issue 11 #6)."""
+    from kbootd.jws import encoded_header, verify
+
+    sig = sig if sig is not None else encoded_header("abcdef") + "..AAAA"
+    assert verify(content, sig, "abcdef", "0123456789abcdef") is False
+    assert verify("kubeconfig", encoded_header("abcdef") + ".." + sig, "abcdef", "0123456789abcdef") is False

@@ -217,6 +217,8 @@ def test_deb_contains_exactly_the_expected_files(deb: Deb) -> None:
     assert deb.data["/usr/bin/kbootd"].mode == 0o755
     assert all(m.uname == "root" and m.gname == "root" for m in deb.data.values())
     assert deb.content["/usr/bin/kbootd"].startswith(b"#!/usr/bin/python3\n")
+    # packaging/lean-launcher.py: no `import re` on `kbootd version`'s path (issue 10, item 8).
+    assert b"import re" not in deb.content["/usr/bin/kbootd"]
     assert deb.content["/usr/lib/systemd/system/kbootd.service"] == deb.source["units/kbootd.service"]
     for p in _cloud_init_files(deb.source):
         assert deb.content[f"/usr/share/kbootd/cloud-init/{p}"] == deb.source[f"cloud-init/{p}"]

@@ -5,6 +5,7 @@ import pytest
 from kbootd import redact
 from kbootd.errors import ValidationError
 from kbootd.token import (
+    TOKEN_ID_PATTERN,
     TOKEN_PATTERN,
     BootstrapToken,
     parse_token_id,
@@ -101,8 +102,8 @@ def test_token_regex_is_the_spec_regex():
     assert TOKEN_PATTERN == r"^([a-z0-9]{6})\.([a-z0-9]{16})$"
 
 
-def test_the_token_shape_is_defined_once_in_kbootd_token():
-    """No other module spells the token regex: they use kbootd.token's patterns."""
+def test_the_token_shape_is_defined_once_in_kbootd_tokenshape():
+    """No other module spells the token regex: they use kbootd.tokenshape's patterns."""
     from pathlib import Path
 
     import kbootd
@@ -110,6 +111,25 @@ def test_the_token_shape_is_defined_once_in_kbootd_token():
 
     pkg = Path(kbootd.__file__).parent
     spelled = [str(p.relative_to(pkg)) for p in pkg.rglob("*.py")
-               if p.name != "token.py" and ("{6}" in p.read_text() or "{16}" in p.read_text())]
+               if p.name != "tokenshape.py" and ("{6}" in p.read_text() or "{16}" in p.read_text())]
     assert spelled == []
     assert token.holds_token("x abcdef.0123456789abcdef y") and not token.holds_token("abcdef.0123")
+
+
+@pytest.mark.parametrize("bad", [
+    "fz1abc:q9w8e7r6t5y4u3i2", "fz1abcq9w8e7r6t5y4u3i2", "FZ1ABC.q9w8e7r6t5y4u3i2x", "fz1ab.q9w8e7r6t5y4u3i2",
+    "q9w8e7r6t5y4u3i2", " fz1abc-q9w8e7r6t5y4u3i2 ", "fz1abc.q9w8e7r6t5y4u3i2.extra",
+])
+def test_a_mistyped_token_is_never_echoed(bad):
+    """Issue 11 #5: nothing of a token that does not parse, but a valid 6-character id."""
+    with pytest.raises(ValidationError) as e:
+        BootstrapToken.parse(bad, source="--token")
+    msg = str(e.value)
+    head, dot, rest = bad.strip().partition(".")
+    shown_id = head if dot and re.fullmatch(TOKEN_ID_PATTERN, head) else None
+    for i in range(len(bad.strip()) - 3):
+        piece = bad.strip()[i:i + 4]
+        if shown_id and piece in shown_id:
+            continue
+        assert piece not in msg, (piece, msg)
+    assert msg.startswith("--token: ")

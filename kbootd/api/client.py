@@ -14,6 +14,7 @@ from kbootd.api.connection import APITransport
 from kbootd.api.errors import APIError, is_transient
 from kbootd.api.resources import Obj, describe, meta, resource, with_type
 from kbootd.errors import WaitTimeout
+from kbootd.retry import Backoff, Timing, retry
 
 DEFAULT_TIMEOUT = 60.0  # kubeadm's timeouts.kubernetesAPICall
 RETRY_INTERVAL = 0.5  # kubeadm's APICallRetryInterval
@@ -28,7 +29,6 @@ def with_retries(fn: Callable[[], Any], *, what: str, timeout: float, interval: 
                  on_retry: Callable[[int, str, float], None] | None = None,
                  retryable: Callable[[BaseException], bool] = is_transient) -> Any:
     """Call fn until it succeeds, retrying what `retryable` accepts every `interval` until the deadline."""
-    from kbootd.retry import Backoff, Timing, retry
 
     outer = _UNTIL.get()
     until = outer

@@ -15,6 +15,7 @@ from typing import Any
 from kbootd import kubeconfigfile, redact, transport
 from kbootd.api.errors import APIUnavailable
 from kbootd.errors import KbootdError, SecurityError, TransientError, ValidationError
+from kbootd.version import __version__
 
 USER_AGENT = "kbootd"
 REQUEST_TIMEOUT = 10.0
@@ -80,8 +81,6 @@ def load_kubeconfig(ctx: Any, path: str) -> KubeConfig:
 
 
 def _version() -> str:
-    from kbootd.version import __version__
-
     return __version__
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 
-from kbootd import redact
+from kbootd import kyaml, redact
 from kbootd.api.client import Client
 from kbootd.api.errors import APIError
 from kbootd.api.objects import merge_patch_apply
@@ -52,8 +52,6 @@ class DryRunClient(Client):
             self.say(f'[dryrun] Resource name "{name}", namespace "{namespace or ""}"')
 
     def _attach(self, label: str, obj: Obj) -> None:
-        from kbootd.cluster import kyaml
-
         self.say(f"[dryrun] Attached {label}:\n{kyaml.dump(printable(obj)).rstrip()}\n")
 
     def get(self, kind: str, name: str, namespace: str | None = None) -> Obj | None:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import sys
 
+from kbootd.cli import commands
+from kbootd.errors import exit_code_for, render
+from kbootd.redact import install_filter
+
 
 def _verbosity(argv: list[str]) -> int:
     for i, a in enumerate(argv):
@@ -25,29 +29,31 @@ def _verbosity(argv: list[str]) -> int:
 FAST_PATHS = {("version",): "version", ("token", "generate"): "token_generate"}
 
 
+class _FastArgs:
+    """The namespace a fast-path handler reads (types.SimpleNamespace would import `types`)."""
+
+    output = None
+    verbosity = 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     fast = FAST_PATHS.get(tuple(argv))
     if fast:
-        from types import SimpleNamespace
-
-        from kbootd.cli import commands
-
-        return int(getattr(commands, fast)(SimpleNamespace(output=None, verbosity=0)) or 0)
+        return int(getattr(commands, fast)(_FastArgs()) or 0)
+    # argparse (and `re`, `gettext` under it) only off the fast path.
     from kbootd.cli.parser import COMMANDS, build
 
     first = next((a for a in argv if not a.startswith("-")), None)
     parser = build(only=first if first in COMMANDS else None)
     verbosity = _verbosity(argv)
-    from kbootd.errors import exit_code_for, render
-
     try:
         args = parser.parse_args(argv)
         verbosity = getattr(args, "verbosity", verbosity) or 0
         if verbosity:
             _setup_logging(verbosity)
         mod, _, fn = args._handler.partition(":")
-        import importlib
+        import importlib  # dispatch: a handler's module is imported only when its command runs
 
         handler = getattr(importlib.import_module(mod), fn)
         return int(handler(args) or 0)
@@ -62,9 +68,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _setup_logging(verbosity: int) -> None:
-    import logging
-
-    from kbootd.redact import install_filter
+    import logging  # logging imports `re`, `traceback`, `threading`: only with -v
 
     level = logging.DEBUG if verbosity >= 4 else logging.INFO if verbosity >= 2 else logging.WARNING
     logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname).1s %(name)s: %(message)s")

@@ -1,14 +1,16 @@
 """The argparse tree: every command and flag, with kubeadm's names and help.
 
-Only argparse is imported here, so building the parser costs little; commands name
-their handlers as "module:function" and import them when they run.
+Only argparse and light kbootd modules are imported here, so building the parser costs
+little; commands name their handlers as "module:function" and cli/main.py imports the
+handler's module when its command runs (dispatch, not a hidden import circle).
 """
 
 from __future__ import annotations
 
 import argparse
 
-from kbootd.token import TOKEN_FORMAT
+from kbootd.errors import ValidationError
+from kbootd.tokenshape import TOKEN_FORMAT
 
 
 class CommaList(argparse.Action):
@@ -28,8 +30,6 @@ class Repeated(argparse.Action):
 
 class KbootdArgumentParser(argparse.ArgumentParser):
     def error(self, message: str):  # type: ignore[override]
-        from kbootd.errors import ValidationError
-
         raise ValidationError(f"{self.prog}: {message} (see `{self.prog} --help`)")
 
 
@@ -127,13 +127,13 @@ def build(only: str | None = None) -> argparse.ArgumentParser:
         p.set_defaults(_handler=handler)
         return p
 
-    if (p := cmd("init", "Run this control-plane node's bootstrap (kubeadm init)", "kbootd.cli.commands:init")):
+    if (p := cmd("init", "Run this control-plane node's bootstrap (kubeadm init)", "kbootd.cli.workflows:init")):
         _init_flags(p)
         _common(p)
-    if (p := cmd("join", "Join this node to a cluster (kubeadm join)", "kbootd.cli.commands:join")):
+    if (p := cmd("join", "Join this node to a cluster (kubeadm join)", "kbootd.cli.workflows:join")):
         _join_flags(p)
         _common(p)
-    if (p := cmd("reset", "Revert what init or join did on this host (kubeadm reset)", "kbootd.cli.commands:reset")):
+    if (p := cmd("reset", "Revert what init or join did on this host (kubeadm reset)", "kbootd.cli.workflows:reset")):
         _reset_flags(p)
         _common(p)
     if (p := cmd("token", "Manage bootstrap tokens", "kbootd.cli.commands:token")):
@@ -151,13 +151,13 @@ def build(only: str | None = None) -> argparse.ArgumentParser:
                             "(default system:bootstrappers:kubeadm:default-node-token)")
         c.add_argument("--description", default="", help="a human-readable description")
         c.add_argument("--print-join-command", action="store_true", help="print the whole join command instead")
-        c.set_defaults(_handler="kbootd.cli.commands:token_create")
+        c.set_defaults(_handler="kbootd.cli.tokens:token_create")
         ls = ts.add_parser("list", help="List bootstrap tokens on the server")
         ls.add_argument("-o", "--output", choices=("text", "json", "yaml"), default="text")
-        ls.set_defaults(_handler="kbootd.cli.commands:token_list")
+        ls.set_defaults(_handler="kbootd.cli.tokens:token_list")
         d = ts.add_parser("delete", help="Delete bootstrap tokens (by id, or whole token: only the id is used)")
         d.add_argument("tokens", nargs="+", metavar="TOKEN_ID|TOKEN")
-        d.set_defaults(_handler="kbootd.cli.commands:token_delete")
+        d.set_defaults(_handler="kbootd.cli.tokens:token_delete")
         for sp in (c, ls, d):
             _kubeconfig_flag(sp)
             _common(sp, dry_run=sp is d)  # kubeadm's token delete --dry-run
@@ -165,7 +165,7 @@ def build(only: str | None = None) -> argparse.ArgumentParser:
         cs = p.add_subparsers(dest="config_command", metavar="SUBCOMMAND", parser_class=KbootdArgumentParser)
         cs.required = True
         vw = cs.add_parser("view", help="Print the cluster's ClusterConfiguration (the kubeadm-config ConfigMap)")
-        vw.set_defaults(_handler="kbootd.cli.commands:config_view")
+        vw.set_defaults(_handler="kbootd.cli.configcmds:config_view")
         up = cs.add_parser("upload", help="Upload the configuration to the kubeadm-config and kubelet-config ConfigMaps")
         ups = up.add_subparsers(dest="upload_from", metavar="SOURCE", parser_class=KbootdArgumentParser)
         ups.required = True
@@ -174,17 +174,17 @@ def build(only: str | None = None) -> argparse.ArgumentParser:
         ul = ups.add_parser("from-flags", help="Upload a configuration built from init's flags")
         _init_flags(ul)
         for sp in (vw, uf, ul):
-            sp.set_defaults(_handler="kbootd.cli.commands:config_view" if sp is vw
-                            else "kbootd.cli.commands:config_upload")
+            sp.set_defaults(_handler="kbootd.cli.configcmds:config_view" if sp is vw
+                            else "kbootd.cli.configcmds:config_upload")
             _kubeconfig_flag(sp)
             _common(sp, dry_run=sp is not vw)
         pr = cs.add_parser("print", help="Print default configuration")
         ps = pr.add_subparsers(dest="print_what", metavar="WHAT", parser_class=KbootdArgumentParser)
         ps.required = True
         ps.add_parser("init-defaults", help="Default InitConfiguration and ClusterConfiguration (v1beta4)") \
-            .set_defaults(_handler="kbootd.cli.commands:config_print_init")
+            .set_defaults(_handler="kbootd.cli.configcmds:config_print_init")
         ps.add_parser("join-defaults", help="Default JoinConfiguration (v1beta4)") \
-            .set_defaults(_handler="kbootd.cli.commands:config_print_join")
+            .set_defaults(_handler="kbootd.cli.configcmds:config_print_join")
         mg_help = ("Read a v1beta3/v1beta4 or the spec's v1alpha1 configuration file and write the same "
                    "configuration as kubeadm.k8s.io/v1beta4, with kubeadm's defaults filled in")
         mg = cs.add_parser("migrate", help=mg_help, description=mg_help)
@@ -195,7 +195,7 @@ def build(only: str | None = None) -> argparse.ArgumentParser:
         mg.add_argument("--allow-experimental-api", action="store_true",
                         help="accepted for kubeadm compatibility; kbootd writes only v1beta4")
         mg.add_argument("-v", "--verbosity", type=int, default=0, metavar="N", help="log level")
-        mg.set_defaults(_handler="kbootd.cli.commands:config_migrate")
+        mg.set_defaults(_handler="kbootd.cli.configcmds:config_migrate")
         va_help = ("Check a kubeadm configuration file as init/join would, duplicate keys and unknown "
                    "component-config fields included; prints ok, or exits 3 naming file:line and field")
         va = cs.add_parser("validate", help=va_help, description=va_help)
@@ -203,17 +203,17 @@ def build(only: str | None = None) -> argparse.ArgumentParser:
         va.add_argument("--allow-experimental-api", action="store_true",
                         help="accepted for kubeadm compatibility")
         va.add_argument("-v", "--verbosity", type=int, default=0, metavar="N", help="log level")
-        va.set_defaults(_handler="kbootd.cli.commands:config_validate")
+        va.set_defaults(_handler="kbootd.cli.configcmds:config_validate")
         im = cs.add_parser("images", help="Container images kbootd will use")
         ims = im.add_subparsers(dest="images_command", metavar="SUBCOMMAND", parser_class=KbootdArgumentParser)
         ims.required = True
         il = ims.add_parser("list", help="Print the images for the configured version and repository")
-        il.set_defaults(_handler="kbootd.cli.commands:config_images_list")
+        il.set_defaults(_handler="kbootd.cli.configcmds:config_images_list")
         il.add_argument("--config", metavar="FILE", help="a kubeadm configuration file")
         il.add_argument("--kubernetes-version", metavar="VERSION", help="the Kubernetes version")
         il.add_argument("--image-repository", metavar="REPO", help="the image registry")
         il.add_argument("-o", "--output", choices=("text", "json", "yaml"), default="text")
-    if (p := cmd("phase", "Run one phase of init or join", "kbootd.cli.commands:phase")):
+    if (p := cmd("phase", "Run one phase of init or join", "kbootd.cli.workflows:phase")):
         ph = p.add_subparsers(dest="workflow", metavar="WORKFLOW", parser_class=KbootdArgumentParser)
         ph.required = True
         for wf, flags in (("init", _init_flags), ("join", _join_flags), ("reset", _reset_flags)):
@@ -221,7 +221,7 @@ def build(only: str | None = None) -> argparse.ArgumentParser:
             w.add_argument("phase_name", nargs="?", metavar="PHASE", help="the phase to run, e.g. certs or certs/ca")
             flags(w)
             _common(w)
-            w.set_defaults(_handler="kbootd.cli.commands:phase")
+            w.set_defaults(_handler="kbootd.cli.workflows:phase")
     if (p := cmd("run", "Run the daemon: read role and token from cloud-init, init or join, then supervise",
                   "kbootd.daemon.main:run")):
         p.add_argument("--no-supervise", action="store_true",
@@ -245,7 +245,7 @@ def build(only: str | None = None) -> argparse.ArgumentParser:
         g.add_argument("-o", "--output", choices=("text", "json"), default="text")
         g.add_argument("--out-dir", default=None, metavar="DIR", help="write ca.crt and ca.key (0600) there instead")
         g.set_defaults(_handler="kbootd.daemon.ca:command")
-    if (p := cmd("completion", "Print shell completion code (bash or zsh)", "kbootd.cli.commands:completion")):
+    if (p := cmd("completion", "Print shell completion code (bash or zsh)", "kbootd.cli.completion:completion")):
         p.add_argument("shell", choices=("bash", "zsh"))
     if (p := cmd("version", "Print the version of kbootd", "kbootd.cli.commands:version")):
         p.add_argument("-o", "--output", choices=("short", "json", "yaml"), default=None)

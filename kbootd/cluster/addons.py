@@ -9,9 +9,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from kbootd import apiclient
+from kbootd import apiclient, kyaml
 from kbootd.apiclient import APIError
-from kbootd.cluster import admin_client, kyaml, write_all
+from kbootd.cluster import admin_client, write_all
 from kbootd.cluster.bootstraptoken import cluster_role, cluster_role_binding
 from kbootd.cluster.uploadconfig import (
     BOOTSTRAP_GROUP,

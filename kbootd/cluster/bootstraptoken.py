@@ -13,8 +13,8 @@ import hmac
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from kbootd import apiclient
-from kbootd.cluster import admin_client, kyaml, write_all
+from kbootd import apiclient, kyaml
+from kbootd.cluster import admin_client, write_all
 from kbootd.cluster.uploadconfig import (
     BOOTSTRAP_GROUP,
     NODES_GROUP,

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from kbootd import apiclient
-from kbootd.cluster import admin_client, kyaml
+from kbootd import apiclient, kyaml
+from kbootd.cluster import admin_client
 from kbootd.cluster.bootstraptoken import (
     GENERATED_LABEL,
     NAMESPACE,
@@ -32,6 +32,8 @@ from kbootd.cluster.bootstraptoken import (
 )
 from kbootd.config.model import BootstrapTokenSpec
 from kbootd.errors import KbootdError, ValidationError
+from kbootd.pin import pin_of
+from kbootd.pki.certs import load_cert_chain_pem
 from kbootd.token import (
     DEFAULT_GROUPS,
     DEFAULT_TTL_SECONDS,
@@ -281,8 +283,6 @@ def delete_tokens(client: apiclient.Client, ids_or_tokens: list[str]) -> list[st
 
 def ca_pins(ca_pem: bytes) -> list[str]:
     """The public-key pin of each certificate in a CA bundle (one flag each, as kubeadm prints)."""
-    from kbootd.pin import pin_of
-    from kbootd.pki.certs import load_cert_chain_pem
 
     return [pin_of(c) for c in load_cert_chain_pem(ca_pem, "the kubeconfig's certificate-authority-data")]
 

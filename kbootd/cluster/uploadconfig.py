@@ -9,8 +9,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from kbootd import apiclient
-from kbootd.cluster import admin_client, kyaml, node_wait_reporter, write_all
+from kbootd import apiclient, kyaml
+from kbootd.cluster import admin_client, node_wait_reporter, write_all
 from kbootd.config.printer import cluster_doc
 from kbootd.errors import KbootdError
 

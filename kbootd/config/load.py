@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from kbootd.config import v1alpha1, v1beta4
+from kbootd.config import strict, v1alpha1, v1beta3, v1beta4
 from kbootd.config import validate as v
 from kbootd.config.model import (
     BootstrapTokenSpec,
@@ -21,7 +21,9 @@ from kbootd.config.model import (
 from kbootd.config.yamlsrc import Fields, load_documents
 from kbootd.duration import parse_duration
 from kbootd.errors import ValidationError
+from kbootd.phases import WORKFLOWS
 from kbootd.token import BootstrapToken
+from kbootd.workflow import check_skips
 
 Warn = Callable[[str], None]
 
@@ -58,7 +60,6 @@ class Parsed:
 
 def parse_file(path: str, warn: Warn, text: str | None = None) -> Parsed:
     """Every document of a kubeadm configuration file, checked, without a role."""
-    from kbootd.config import strict, v1beta3
 
     text = read_config_file(path) if text is None else text
     docs = load_documents(text, path)
@@ -69,12 +70,17 @@ def parse_file(path: str, warn: Warn, text: str | None = None) -> Parsed:
     cp_timeout: tuple[str, str] | None = None
     extras: dict[str, dict] = {}
     seen: set[str] = set()
+    skip_where: dict[str, str] = {}
     for doc in docs:
         if not isinstance(doc.data, dict):
             raise ValidationError(f"{path}:{doc.line(())}: expected a mapping with apiVersion and kind")
         api, kind = doc.data.get("apiVersion"), doc.data.get("kind")
         if not api or not kind:
             raise ValidationError(f"{path}:{doc.line(())}: document has no apiVersion or kind")
+        for key, val in (("apiVersion", api), ("kind", kind)):
+            if not isinstance(val, str):  # `kind: {a: 1}` is not a name to look up
+                raise ValidationError(f"{path}:{doc.line((key,))}: {key}: expected a string, "
+                                      f"got {type(val).__name__}")
         if kind in seen:
             raise ValidationError(f"{path}:{doc.line(())}: {kind} given twice")
         seen.add(str(kind))
@@ -90,10 +96,12 @@ def parse_file(path: str, warn: Warn, text: str | None = None) -> Parsed:
             extras[KNOWN_EXTRA_KINDS[(api, kind)]] = dict(doc.data)
         elif api == v1beta4.API and kind == "InitConfiguration":
             init_kw = v1beta4.init(f)
+            skip_where["init"] = f.where("skipPhases")
         elif api == v1beta4.API and kind == "ClusterConfiguration":
             cluster = v1beta4.cluster(f, warn)
         elif api == v1beta4.API and kind == "JoinConfiguration":
             join = v1beta4.join(f)
+            skip_where["join"] = f.where("skipPhases")
         elif api == v1alpha1.API and kind == "MasterConfiguration":
             out.init = v1beta4.with_endpoint_port(v1alpha1.master(f, warn, path))
             warn(f"{path}: kubeadm.k8s.io/v1alpha1 is the spec's format; kubeadm today reads "
@@ -115,20 +123,27 @@ def parse_file(path: str, warn: Warn, text: str | None = None) -> Parsed:
             raise ValidationError(f"{path}:{doc.line(('kind',))}: unknown document kind {api}/{kind}")
     if join is not None:
         out.join = replace(join, source=path)
+        _check_skip_phases(out.join.skip_phases, "join", skip_where["join"])
         check_join(out.join, path)
     if init_kw is not None or cluster is not None:
         cfg = v1beta4.merge_init(init_kw, cluster, path, extras.get("kubelet"), extras.get("proxy"))
         if cp_timeout is not None:
-            from kbootd.duration import parse_duration
-
             t = parse_duration(cp_timeout[0], what=cp_timeout[1])
             cfg = replace(cfg, timeouts=replace(cfg.timeouts, control_plane_component_health_check=t))
         v1beta4.validity_warnings(cfg.cluster, path, warn)
+        _check_skip_phases(cfg.skip_phases, "init", skip_where.get("init", ""))
         check_init(cfg, path)
         out.init = cfg
     if out.init is None and out.join is None:
         raise ValidationError(f"{path}: no InitConfiguration, ClusterConfiguration or JoinConfiguration found")
     return out
+
+
+def _check_skip_phases(names: tuple[str, ...], workflow: str, where: str) -> None:
+    """skipPhases checked now, at load time, and named as the file's field (not --skip-phases,
+    and not only once the workflow starts)."""
+    for i, name in enumerate(names):
+        check_skips(WORKFLOWS[workflow], [name], f"{where}[{i}]")
 
 
 def load_file(path: str, role: str, warn: Warn, text: str | None = None) -> InitConfig | JoinConfig:
@@ -244,19 +259,35 @@ def join_from_flags(a: argparse.Namespace, warn: Warn) -> JoinConfig:
 
 # --- whole-config checks ----------------------------------------------------------
 
+# The flag behind a whole-config field, so that an error found in flags names the flag.
+FLAG_OF_FIELD = {
+    "networking": "--service-cidr/--pod-network-cidr",
+    "networking.serviceSubnet": "--service-cidr",
+    "networking.podSubnet": "--pod-network-cidr",
+    "certificatesDir": "--cert-dir",
+    "nodeRegistration.ignorePreflightErrors": "--ignore-preflight-errors",
+}
+
+
+def _at(where: str, field_name: str) -> str:
+    if where == "flags" and field_name in FLAG_OF_FIELD:
+        return FLAG_OF_FIELD[field_name]
+    return f"{where}: {field_name}"
+
+
 def check_init(cfg: InitConfig, where: str) -> None:
     """kubeadm's whole-configuration rules (ValidateNetworking, ValidateEtcd, ...), for every source."""
     net = cfg.cluster.networking
-    v.check_overlap(net.service_subnet, net.pod_subnet, f"{where}: networking")
-    v.subnet_min_size(net.service_subnet, v.MIN_SERVICE_SUBNET_ADDRESSES, f"{where}: networking.serviceSubnet")
-    v.service_subnet_size(net.service_subnet, f"{where}: networking.serviceSubnet")
+    v.check_overlap(net.service_subnet, net.pod_subnet, _at(where, "networking"))
+    v.subnet_min_size(net.service_subnet, v.MIN_SERVICE_SUBNET_ADDRESSES, _at(where, "networking.serviceSubnet"))
+    v.service_subnet_size(net.service_subnet, _at(where, "networking.serviceSubnet"))
     if net.pod_subnet:
-        v.subnet_min_size(net.pod_subnet, v.MIN_POD_SUBNET_ADDRESSES, f"{where}: networking.podSubnet")
+        v.subnet_min_size(net.pod_subnet, v.MIN_POD_SUBNET_ADDRESSES, _at(where, "networking.podSubnet"))
         v.pod_subnet_node_mask(net.pod_subnet, cfg.cluster.controller_manager.extra_args,
-                               f"{where}: networking.podSubnet", f"{where}: controllerManager.extraArgs")
-    v.service_ip(net.service_subnet, 10)
-    v.absolute_path(cfg.cluster.certificates_dir, f"{where}: certificatesDir")
-    v.ignore_preflight_errors(cfg.node.ignore_preflight_errors, f"{where}: nodeRegistration.ignorePreflightErrors")
+                               _at(where, "networking.podSubnet"), f"{where}: controllerManager.extraArgs")
+    v.service_ip(net.service_subnet, 10, _at(where, "networking.serviceSubnet"))
+    v.absolute_path(cfg.cluster.certificates_dir, _at(where, "certificatesDir"))
+    v.ignore_preflight_errors(cfg.node.ignore_preflight_errors, _at(where, "nodeRegistration.ignorePreflightErrors"))
     ext = cfg.cluster.etcd_external
     if ext is not None:
         files = {"caFile": ext.ca_file, "certFile": ext.cert_file, "keyFile": ext.key_file}
@@ -273,8 +304,8 @@ def check_init(cfg: InitConfig, where: str) -> None:
 
 
 def check_join(cfg: JoinConfig, where: str) -> None:
-    v.ca_cert_path(cfg.ca_cert_path, f"{where}: caCertPath")
-    v.ignore_preflight_errors(cfg.node.ignore_preflight_errors, f"{where}: nodeRegistration.ignorePreflightErrors")
+    v.ca_cert_path(cfg.ca_cert_path, _at(where, "caCertPath"))
+    v.ignore_preflight_errors(cfg.node.ignore_preflight_errors, _at(where, "nodeRegistration.ignorePreflightErrors"))
     if cfg.discovery_file:
         return
     if cfg.discovery_token is None:

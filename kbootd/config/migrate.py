@@ -12,14 +12,13 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from kbootd.config import printer
 from kbootd.config.load import Parsed, Warn, parse_file
 from kbootd.config.model import ClusterConfig, InitConfig
 from kbootd.errors import ValidationError
 
 
 def migrate(path: str, warn: Warn, text: str | None = None) -> str:
-    from kbootd.config import printer
-
     parsed = parse_file(path, warn, text)
     for problem in parsed.strict:
         warn(problem)
@@ -34,7 +33,6 @@ def migrate(path: str, warn: Warn, text: str | None = None) -> str:
 
 def _cluster_doc(cfg: InitConfig, path: str, warn: Warn) -> dict[str, Any]:
     """ClusterConfiguration; the spec's top-level fields move where kubeadm later put them."""
-    from kbootd.config import printer
 
     c = cfg.cluster
     d = ClusterConfig()

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from kbootd.config.validate import FEATURE_GATES
 from kbootd.paths import DEFAULT_CERT_DIR
 from kbootd.token import DEFAULT_GROUPS, DEFAULT_TTL_SECONDS, DEFAULT_USAGES, BootstrapToken
 from kbootd.version import DEFAULT_KUBERNETES_VERSION
@@ -130,8 +131,6 @@ class ClusterConfig:
     proxy_disabled: bool = False
 
     def gate(self, name: str) -> bool:
-        from kbootd.config.validate import FEATURE_GATES
-
         return dict(self.feature_gates).get(name, FEATURE_GATES.get(name, False))
 
 

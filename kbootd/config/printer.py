@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 from kbootd.config.model import (
@@ -154,8 +155,6 @@ def dump(docs: list[dict[str, Any]]) -> str:
 
 
 def _hostname() -> str:
-    import socket
-
     return socket.gethostname().split(".")[0].lower() or "node"
 
 

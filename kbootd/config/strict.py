@@ -61,7 +61,7 @@ def problems(text: str, source: str) -> list[str]:
         if isinstance(node, yaml.MappingNode):
             top = {k.value: (k, val) for k, val in node.value if isinstance(k, yaml.ScalarNode)}
             kind = top.get("kind", (None, None))[1]
-            known = KNOWN_FIELDS.get(getattr(kind, "value", None))
+            known = KNOWN_FIELDS.get(kind.value) if isinstance(kind, yaml.ScalarNode) else None
             if known is None:
                 continue
             for k, _ in node.value:

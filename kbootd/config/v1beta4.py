@@ -20,6 +20,7 @@ from kbootd.config.model import (
     Timeouts,
 )
 from kbootd.config.yamlsrc import Fields
+from kbootd.duration import format_duration
 from kbootd.errors import ValidationError
 
 API = "kubeadm.k8s.io/v1beta4"
@@ -140,6 +141,11 @@ def cluster(f: Fields, warn) -> ClusterConfig:
     return cfg
 
 
+def skip_phases(f: Fields) -> tuple[str, ...]:
+    """skipPhases as written; config/load.py checks the names against the workflow at load time."""
+    return f.str_list("skipPhases")
+
+
 def init(f: Fields) -> dict[str, Any]:
     """The InitConfiguration's fields as InitConfig keyword arguments."""
     common.require_kind(f, API, ("InitConfiguration",))
@@ -155,7 +161,7 @@ def init(f: Fields) -> dict[str, Any]:
     if f.has("certificateKey"):
         redact.register(f.str("certificateKey"))
         _unsupported(f, "certificateKey", "control-plane certificate upload (--upload-certs)")
-    kw["skip_phases"] = f.str_list("skipPhases")
+    kw["skip_phases"] = skip_phases(f)
     kw["timeouts"] = timeouts(f.sub("timeouts"))
     kw["_dry_run"] = f.bool("dryRun")
     _unsupported(f, "patches", "kustomize-style patches")
@@ -196,7 +202,7 @@ def join(f: Fields) -> JoinConfig:
         node=node, ca_cert_path=f.str("caCertPath", JoinConfig().ca_cert_path, check=v.ca_cert_path),
         discovery_token=tok, api_server_endpoints=endpoints or (), ca_cert_hashes=hashes,
         unsafe_skip_ca_verification=unsafe, discovery_file=dfile,
-        tls_bootstrap_token=tls or tok, skip_phases=f.str_list("skipPhases"),
+        tls_bootstrap_token=tls or tok, skip_phases=skip_phases(f),
         timeouts=timeouts(f.sub("timeouts")),
     )
     f.bool("dryRun")
@@ -253,7 +259,6 @@ def external_etcd(xf: Fields, endpoints: tuple[str, ...]) -> ExternalEtcd:
 def validity_warnings(c: ClusterConfig, source: str, warn) -> None:
     """kubeadm's ValidateCertValidity (periods above the recommended defaults), plus a leaf period
     longer than the CA's: the leaf would outlive its issuer."""
-    from kbootd.duration import format_duration
 
     d = ClusterConfig()
     if c.cert_validity > d.cert_validity:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from kbootd.errors import SecurityError, ValidationError
 from kbootd.version import DEFAULT_KUBERNETES_VERSION, MIN_KUBERNETES_MINOR
@@ -153,11 +155,11 @@ def check_overlap(service: str, pod: str | None, where: str) -> None:
                 )
 
 
-def service_ip(service_cidr: str, index: int) -> str:
+def service_ip(service_cidr: str, index: int, where: str = "networking.serviceSubnet") -> str:
     """The index-th address of the (first) service CIDR: 1 = API server, 10 = cluster DNS."""
     net = networks(service_cidr)[0]
     if net.num_addresses <= index + 1:
-        raise ValidationError(f"service CIDR {net} is too small to hold address number {index}")
+        raise ValidationError(f"{where}: service CIDR {net} is too small to hold address number {index}")
     return str(net.network_address + index)
 
 
@@ -248,6 +250,9 @@ def kubernetes_version(value: object, where: str, warn: Callable[[str], None] | 
             return DEFAULT_KUBERNETES_VERSION
     m = VERSION_RE.fullmatch(label)
     assert m is not None
+    if any(len(g) > 20 or int(g) >= 2**64 for g in m.groups()[:3] if g and g.isdigit()):
+        # Go parses each part as a uint64 (util/version); int() of 4300+ digits would raise.
+        raise ValidationError(f"{where}: {label[:40]!r}...: a version number part is out of range")
     if int(m.group(1)) != 1 or int(m.group(2)) < MIN_KUBERNETES_MINOR:
         raise ValidationError(
             f"{where}: {label} is not supported; kbootd builds clusters of v1.{MIN_KUBERNETES_MINOR}.0 and newer"
@@ -304,8 +309,6 @@ def endpoint_port(ep: str) -> int | None:
 def https_url(value: object, where: str) -> str:
     """A discovery file: an https:// URL with a valid host, or a path (made absolute against the
     working directory, as kubeadm reads it). ValidateDiscoveryKubeConfigPath."""
-    import os
-    from urllib.parse import urlsplit
 
     v = str(value).strip()
     if v.startswith("http://"):
@@ -359,7 +362,6 @@ def image_repository(value: object, where: str) -> str:
 
 def etcd_endpoints(urls: tuple[str, ...], require_https: bool, where: str) -> tuple[str, ...]:
     """ValidateURLs: every endpoint is a URL with a scheme; https:// when TLS files are given."""
-    from urllib.parse import urlsplit
 
     for u in urls:
         try:

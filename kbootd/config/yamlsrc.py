@@ -1,4 +1,14 @@
-"""YAML documents that remember where each field came from, for errors that name file and line."""
+"""YAML documents that remember where each field came from, for errors that name file and line.
+
+The one YAML reader of kbootd (configs, kbootd.yaml and drop-ins, user-data, metadata), so
+its limits hold for every input (issue 11 #7, #8): at most MAX_INPUT_BYTES of text; at
+most MAX_NODES nodes once aliases are expanded (a 400-byte "billion laughs" would otherwise
+expand to 10^9 nodes) and no recursive alias; at most MAX_DEPTH levels of nesting; mapping
+keys must be scalars. PyYAML's own ValueErrors (ints over 4300 digits, `!!int 0o777x`,
+bad timestamps) and RecursionError become ValidationError (exit 3) naming the source. The
+composed node graph shares aliased nodes, so measuring its expanded size is linear in the
+text; it is checked before anything walks or constructs the documents.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +20,30 @@ from kbootd.errors import ValidationError
 
 Path_ = tuple[Any, ...]
 _MISSING = object()
+MAX_INPUT_BYTES = 4 * 1024 * 1024  # a kubeadm config is a few KB; cloud-init caps user-data far lower
+MAX_NODES = 100_000  # after alias expansion; a large config has a few hundred
+MAX_DEPTH = 100  # kubeadm configs nest under 10 levels
+
+
+def read_capped(path: str, where: str, limit: int = MAX_INPUT_BYTES) -> str:
+    """A user-given file (e.g. --config), read with the size cap: `--config /dev/zero` ends at once."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+    except FileNotFoundError:
+        raise ValidationError(f"{where}: {path}: no such file") from None
+    except OSError as e:
+        raise ValidationError(f"{where}: {path}: cannot read: {e.strerror or e}") from None
+    check_size(data, f"{where}: {path}", limit)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValidationError(f"{where}: {path}: not UTF-8 text") from None
+
+
+def check_size(data: str | bytes, source: str, limit: int = MAX_INPUT_BYTES) -> None:
+    if len(data) > limit:
+        raise ValidationError(f"{source}: larger than {limit // (1024 * 1024)} MiB; not a configuration kbootd reads")
 
 
 @dataclass
@@ -27,9 +61,31 @@ class Doc:
 
 
 def load_documents(text: str, source: str) -> list[Doc]:
+    """Every non-empty document of text, each with the line of every field."""
+    return [Doc(data, source, lines) for data, lines in _load(text, source, with_lines=True)]
+
+
+def load_data(text: str, source: str) -> list[Any]:
+    """Like yaml.safe_load_all (non-empty documents only), with this module's limits."""
+    return [data for data, _ in _load(text, source, with_lines=False)]
+
+
+def load_one(text: str, source: str) -> Any:
+    """Like yaml.safe_load: the single document, or None for an empty text."""
+    docs = load_data(text, source)
+    if len(docs) > 1:
+        raise ValidationError(f"{source}: expected one YAML document, found {len(docs)}")
+    return docs[0] if docs else None
+
+
+def _load(text: str, source: str, *, with_lines: bool) -> list[tuple[Any, dict[Path_, int]]]:
     import yaml
 
-    docs: list[Doc] = []
+    if not isinstance(text, str):
+        raise ValidationError(f"{source}: expected text")
+    check_size(text, source)
+    out: list[tuple[Any, dict[Path_, int]]] = []
+    budget = [MAX_NODES]
     try:
         loader = yaml.SafeLoader(text)
         try:
@@ -37,9 +93,13 @@ def load_documents(text: str, source: str) -> list[Doc]:
                 node = loader.get_node()
                 if node is None:
                     continue
+                _measure(node, source, budget)
                 lines: dict[Path_, int] = {}
-                _walk(node, (), lines)
-                docs.append(Doc(loader.construct_document(node), source, lines))
+                if with_lines:
+                    _walk(node, (), lines)
+                data = loader.construct_document(node)
+                if data is not None:
+                    out.append((data, lines))
         finally:
             loader.dispose()
     except yaml.MarkedYAMLError as e:
@@ -47,8 +107,58 @@ def load_documents(text: str, source: str) -> list[Doc]:
         where = f"{source}:{mark.line + 1}" if mark else source
         raise ValidationError(f"{where}: invalid YAML: {e.problem or e.context}") from None
     except yaml.YAMLError as e:
-        raise ValidationError(f"{source}: invalid YAML: {e}") from None
-    return [d for d in docs if d.data is not None]
+        raise ValidationError(f"{source}: invalid YAML: {type(e).__name__}") from None
+    except RecursionError:
+        raise ValidationError(f"{source}: invalid YAML: nested too deeply") from None
+    except (ValueError, OverflowError, TypeError, IndexError, AttributeError, KeyError):
+        # PyYAML's constructors raise these for e.g. a 5000-digit int, `!!int 0o777x`,
+        # `!!float .nanx`, an empty `!!float` (IndexError) or a bad `!!timestamp`. Their
+        # text quotes the value, which may be a secret: it is not repeated.
+        raise ValidationError(f"{source}: invalid YAML: a value cannot be read as the integer, number "
+                              "or timestamp its form or tag says it is") from None
+    return out
+
+
+def _measure(node: Any, source: str, budget: list[int]) -> None:
+    """Count nodes as if every alias were expanded; refuse recursion, excess depth and complex keys.
+
+    Aliased nodes are the same Python objects, so each distinct node's expanded size is
+    computed once (memo) and the walk is linear in the text, however large the expansion.
+    """
+    import yaml
+
+    memo: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(n: Any, depth: int) -> int:
+        if depth > MAX_DEPTH:
+            raise ValidationError(f"{source}:{n.start_mark.line + 1}: invalid YAML: nested deeper than "
+                                  f"{MAX_DEPTH} levels")
+        if id(n) in memo:
+            total = memo[id(n)]
+        elif id(n) in active:
+            raise ValidationError(f"{source}:{n.start_mark.line + 1}: invalid YAML: an alias refers to "
+                                  "the node that contains it")
+        else:
+            active.add(id(n))
+            total = 1
+            if isinstance(n, yaml.MappingNode):
+                for k, v in n.value:
+                    if not isinstance(k, yaml.ScalarNode):
+                        raise ValidationError(f"{source}:{k.start_mark.line + 1}: invalid YAML: a mapping key "
+                                              "must be a plain value, not a list or mapping")
+                    total += 1 + size(v, depth + 1)
+            elif isinstance(n, yaml.SequenceNode):
+                for v in n.value:
+                    total += size(v, depth + 1)
+            active.discard(id(n))
+            memo[id(n)] = total
+        if total > budget[0]:
+            raise ValidationError(f"{source}:{n.start_mark.line + 1}: invalid YAML: more than {MAX_NODES} "
+                                  "values once aliases are expanded (an alias bomb?)")
+        return total
+
+    budget[0] -= size(node, 0)
 
 
 def _walk(node: Any, path: Path_, lines: dict[Path_, int]) -> None:

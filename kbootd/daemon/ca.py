@@ -9,10 +9,18 @@ wait for init to print a hash. The CA is made like kubeadm's own (kbootd.pki.cer
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, TextIO
+
+from kbootd.duration import parse_duration
+from kbootd.hostio import Host
+from kbootd.paths import Paths
+from kbootd.pin import pin_of
+from kbootd.pki.certs import encode_cert_pem, new_self_signed_ca
+from kbootd.pki.keys import encode_private_key_pem, new_private_key
 
 if TYPE_CHECKING:
     import argparse
@@ -30,9 +38,6 @@ class CAMaterial:
 
 def generate(common_name: str = DEFAULT_COMMON_NAME, validity: timedelta = DEFAULT_VALIDITY,
              algorithm: str = "RSA-2048") -> CAMaterial:
-    from kbootd.pin import pin_of
-    from kbootd.pki.certs import encode_cert_pem, new_self_signed_ca
-    from kbootd.pki.keys import encode_private_key_pem, new_private_key
 
     key = new_private_key(algorithm)
     cert = new_self_signed_ca(key, common_name, validity)
@@ -62,17 +67,12 @@ def command(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     validity = DEFAULT_VALIDITY
     if getattr(args, "validity", None):
-        from kbootd.duration import parse_duration
-
         validity = timedelta(seconds=parse_duration(args.validity, what="--validity"))
     m = generate(getattr(args, "common_name", None) or DEFAULT_COMMON_NAME, validity,
                  getattr(args, "algorithm", None) or "RSA-2048")
     out_dir = getattr(args, "out_dir", None)
     if out_dir:
-        import os
 
-        from kbootd.hostio import Host
-        from kbootd.paths import Paths
 
         out_dir = os.path.abspath(out_dir)
         host = Host(Paths.rooted("/"), say=lambda s: None)

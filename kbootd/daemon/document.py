@@ -29,12 +29,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from kbootd.config import v1alpha1, v1beta4
 from kbootd.config import validate as v
+from kbootd.config.load import check_init, check_join, load_file
 from kbootd.config.model import BootstrapTokenSpec, InitConfig, JoinConfig, NodeRegistration
-from kbootd.daemon.inputs import Gathered, Source
+from kbootd.config.yamlsrc import MAX_INPUT_BYTES, load_data
+from kbootd.daemon.inputs import Gathered, Source, gather
+from kbootd.duration import parse_duration
 from kbootd.errors import ValidationError
 from kbootd.hostio import Host
-from kbootd.token import TOKEN_FORMAT, BootstrapToken, holds_token
+from kbootd.redact import redact
+from kbootd.token import BootstrapToken, holds_token
+from kbootd.tokenshape import TOKEN_FORMAT
 
 API_VERSION = "kbootd.io/v1alpha1"
 KIND = "KbootdConfiguration"
@@ -138,17 +144,67 @@ def _kubeadm(value: Any, where: str) -> str:
     raise ValidationError(f"{where}: expected a kubeadm configuration (YAML text or a mapping)")
 
 
-def _check_private(src: Source, host: Host) -> None:
-    """A bootstrap token is a credential: it may only come from a file no one but root can read.
+# Keys that carry a bootstrap token, or decide whom kbootd trusts, in a kbootd document or
+# an embedded kubeadm configuration (v1beta4 and v1alpha1 spellings).
+_TOKEN_KEYS = frozenset({"token", "tlsBootstrapToken", "discoveryToken"})
+_TRUST_KEYS = frozenset({"caCertHash", "caCertHashes", "unsafeSkipCAVerification", "endpoint", "endpoints",
+                         "apiServerEndpoint", "discoveryTokenAPIServers", "discoveryTokenCACertHashes",
+                         "discoveryTokenUnsafeSkipCAVerification", "discoveryFile", "kubeConfigPath", "file"})
+
+
+def sensitive_values(data: Any, depth: int = 0) -> tuple[bool, bool]:
+    """(provides a token, provides a trust setting), decided on parsed values.
+
+    Parsed, not raw text: `token: "abcdef\\x2e0123..."` is a token whatever its escaping,
+    and a string shaped like a token under any key counts as one.
+    """
+    token = trust = False
+    if depth > 64:
+        return token, trust
+    if isinstance(data, dict):
+        for k, val in data.items():
+            if val in (None, "", [], {}, False):
+                continue
+            token |= k in _TOKEN_KEYS
+            trust |= k in _TRUST_KEYS
+            t, u = sensitive_values(val, depth + 1)
+            token, trust = token or t, trust or u
+    elif isinstance(data, list):
+        for item in data:
+            t, u = sensitive_values(item, depth + 1)
+            token, trust = token or t, trust or u
+    elif isinstance(data, str):
+        token = holds_token(data)
+    return token, trust
+
+
+
+def _check_private(src: Source, host: Host, *, token: bool, trust: bool) -> None:
+    """A token may only come from a file no one but root can read; a token or any trust setting
+    (pins, unsafeSkipCAVerification, endpoints, discovery file) only from a root-owned file that
+    no one else can write (whoever can write it can point the node at their own cluster).
     Exit 3 like any bad input the operator fixes on this machine (the file's mode), not 4,
     which says the cluster's identity could not be verified (a pin, a signature)."""
-    if not src.holds_secret or src.mode is None:
+    if src.mode is None or not (token or trust):
         return
-    if src.mode & 0o077 or (host.paths.is_host and src.uid not in (0, None)):
+    root_owned = not host.paths.is_host or src.uid in (0, None)
+    if token and (src.mode & 0o077 or not root_owned):
         raise ValidationError(
             f"{src.path}: holds a bootstrap token but is readable by others than root "
             f"(mode {src.mode:04o}); kbootd refuses to use it: make it root-owned with mode 0600 "
             "(cloud-init write_files: permissions: '0600')")
+    if src.mode & 0o022 or not root_owned:
+        owner = "" if root_owned else f", owner uid {src.uid}"
+        raise ValidationError(
+            f"{src.path}: gives trust settings (CA pins, endpoint, unsafeSkipCAVerification or a token) "
+            f"but can be written by others than root (mode {src.mode:04o}{owner}); kbootd refuses to use "
+            "it: make it root-owned and not group- or world-writable (e.g. mode 0600)")
+
+
+def _embedded_sensitive(text: str | None, where: str) -> tuple[bool, bool]:
+    if not text:
+        return False, False
+    return sensitive_values(load_data(text, where))
 
 
 def parse_source(src: Source, host: Host) -> dict[str, tuple[Any, str]]:
@@ -163,7 +219,6 @@ def parse_source(src: Source, host: Host) -> dict[str, tuple[Any, str]]:
     if unknown:
         raise ValidationError(f"{src.at(unknown[0])}: unknown field {unknown[0]!r}; known fields: "
                               + ", ".join(k for k in KNOWN if k not in ("apiVersion", "kind")))
-    _check_private(src, host)
     out: dict[str, tuple[Any, str]] = {}
 
     def put(name: str, value: Any, key: str) -> None:
@@ -203,12 +258,18 @@ def parse_source(src: Source, host: Host) -> dict[str, tuple[Any, str]]:
             if not isinstance(value, dict) or set(value) - {"interval"}:
                 raise ValidationError(f"{at}: expected a mapping with interval (e.g. interval: 30s)")
             if "interval" in value:
-                from kbootd.duration import parse_duration
-
                 secs = parse_duration(value["interval"], what=f"{at}.interval")
                 if secs < 1:
                     raise ValidationError(f"{at}.interval: must be at least 1s, got {value['interval']!r}")
                 put("superviseInterval", secs, key)
+    # Decided on what was parsed: the document's own fields and any embedded kubeadm config.
+    token = "token" in out
+    trust = any(k in out for k in ("endpoints", "caCertHashes")) or bool(
+        out.get("unsafeSkipCAVerification", (False,))[0])
+    if "kubeadm" in out:
+        t, u = _embedded_sensitive(out["kubeadm"][0], out["kubeadm"][1])
+        token, trust = token or t, trust or u
+    _check_private(src, host, token=token, trust=trust)
     return out
 
 
@@ -240,8 +301,6 @@ def merge(gathered: Gathered, host: Host) -> Document:
 
 
 def load(host: Host) -> tuple[Document, Gathered]:
-    from kbootd.daemon.inputs import gather
-
     g = gather(host)
     return merge(g, host), g
 
@@ -259,15 +318,15 @@ def _embedded(doc: Document, host: Host) -> tuple[str, str] | None:
     if doc.kubeadm is not None:
         return doc.kubeadm, doc.origin.get("kubeadm", "kubeadm")
     if doc.kubeadm_file:
-        raw = host.read_bytes(doc.kubeadm_file)
+        raw = host.read_bytes(doc.kubeadm_file, limit=MAX_INPUT_BYTES)
         if raw is None:
             raise ValidationError(f"{doc.origin.get('kubeadmConfigFile')}: {doc.kubeadm_file}: no such file")
         text = raw.decode("utf-8", errors="replace")
         st = os.stat(host.paths.at(doc.kubeadm_file))
-        src = Source(doc.kubeadm_file, doc.kubeadm_file, {},
-                     holds_secret=holds_token(text),
+        token, trust = _embedded_sensitive(text, doc.kubeadm_file)
+        src = Source(doc.kubeadm_file, doc.kubeadm_file, {}, holds_secret=token or holds_token(text),
                      mode=st.st_mode & 0o7777, uid=st.st_uid)
-        _check_private(src, host)
+        _check_private(src, host, token=token, trust=trust)
         return text, doc.kubeadm_file
     return None
 
@@ -276,20 +335,26 @@ def _inject_join(text: str, doc: Document, where: str) -> str:
     """Put the document's discovery settings into the embedded JoinConfiguration before it is checked."""
     import yaml
 
-    from kbootd.config import v1alpha1, v1beta4
 
-    try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError as e:
-        raise ValidationError(f"{where}: invalid YAML: {e}") from None
+    docs = load_data(text, where)
     tok = doc.token.full if doc.token else None
+
+    def section(parent: dict[str, Any], key: str, path: str) -> dict[str, Any]:
+        """parent[key] as a mapping to fill in; anything else is the operator's to fix."""
+        val = parent.get(key) or {}
+        if not isinstance(val, dict):
+            raise ValidationError(f"{where}: JoinConfiguration.{path}: expected a mapping, got "
+                                  f"{type(val).__name__}")
+        parent[key] = val
+        return val
+
     for d in docs:
         if not isinstance(d, dict):
             continue
         if d.get("kind") == "JoinConfiguration" and d.get("apiVersion") in (v1beta4.API, "kubeadm.k8s.io/v1beta3"):
-            disc = d["discovery"] = d.get("discovery") or {}
+            disc = section(d, "discovery", "discovery")
             if tok or doc.endpoints or doc.ca_cert_hashes or doc.unsafe_skip_ca_verification:
-                bt = disc["bootstrapToken"] = disc.get("bootstrapToken") or {}
+                bt = section(disc, "bootstrapToken", "discovery.bootstrapToken")
                 if tok:
                     bt["token"] = tok
                     disc["tlsBootstrapToken"] = tok
@@ -300,8 +365,7 @@ def _inject_join(text: str, doc: Document, where: str) -> str:
                 if doc.unsafe_skip_ca_verification:
                     bt["unsafeSkipCAVerification"] = True
             if doc.node_name:
-                reg = d["nodeRegistration"] = d.get("nodeRegistration") or {}
-                reg["name"] = doc.node_name
+                section(d, "nodeRegistration", "nodeRegistration")["name"] = doc.node_name
         elif (d.get("apiVersion"), d.get("kind")) == (v1alpha1.API, "NodeConfiguration"):
             if tok:
                 # The document's token is the one for both jobs, as `token` is in kubeadm.
@@ -320,8 +384,6 @@ def _inject_join(text: str, doc: Document, where: str) -> str:
 
 
 def init_config(doc: Document, host: Host, warn: Warn) -> InitConfig:
-    from kbootd.config.load import check_init, load_file
-
     emb = _embedded(doc, host)
     cfg = load_file(emb[1], "init", warn, text=emb[0]) if emb else InitConfig(source="kbootd document")
     if doc.token:
@@ -339,8 +401,6 @@ def init_config(doc: Document, host: Host, warn: Warn) -> InitConfig:
 
 
 def join_config(doc: Document, host: Host, warn: Warn) -> JoinConfig:
-    from kbootd.config.load import check_join, load_file
-
     emb = _embedded(doc, host)
     if emb:
         text, where = emb
@@ -378,7 +438,6 @@ def build(doc: Document, host: Host, warn: Warn) -> InitConfig | JoinConfig:
 
 def fingerprint(doc: Document, host: Host) -> str:
     """Identifies the inputs across restarts. Holds the token id, never the secret."""
-    from kbootd.redact import redact
 
     emb = None
     if doc.kubeadm is not None:

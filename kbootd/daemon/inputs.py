@@ -20,6 +20,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from kbootd.config.yamlsrc import MAX_INPUT_BYTES, load_documents, load_one
 from kbootd.errors import KbootdError, ValidationError
 from kbootd.hostio import Host
 from kbootd.token import holds_token
@@ -68,7 +69,7 @@ def _stat(host: Host, path: str) -> tuple[int | None, int | None]:
 
 
 def _read(host: Host, path: str) -> str | None:
-    data = host.read_bytes(path)
+    data = host.read_bytes(path, limit=MAX_INPUT_BYTES)
     if data is None:
         return None
     try:
@@ -78,8 +79,6 @@ def _read(host: Host, path: str) -> str | None:
 
 
 def _document_file(host: Host, path: str) -> Source | None:
-    from kbootd.config.yamlsrc import load_documents
-
     text = _read(host, path)
     if text is None:
         return None
@@ -110,10 +109,11 @@ def _user_data(host: Host, gathered: Gathered) -> None:
             if kind == "json":
                 cfg = json.loads(text)
             else:
-                import yaml
 
-                cfg = yaml.safe_load(text)
-        except Exception as e:  # ValueError or yaml.YAMLError, without importing yaml for JSON
+                cfg = load_one(text, path)
+        except ValidationError as e:
+            raise ValidationError(f"{e.message} (cannot parse cloud-init's merged cloud-config)") from None
+        except Exception as e:  # json's ValueError or RecursionError (their text quotes no value)
             raise ValidationError(f"{path}: cannot parse cloud-init's merged cloud-config: {e}") from None
         value = cfg.get("kbootd") if isinstance(cfg, dict) else None
         if value is None:
@@ -152,7 +152,7 @@ def metadata_maps(ds: Any) -> list[tuple[str, dict[str, Any]]]:
         if isinstance(attrs, str):
             try:
                 attrs = json.loads(attrs)
-            except ValueError:
+            except (ValueError, RecursionError):
                 attrs = None
         if isinstance(attrs, dict):
             out.append((f'{base}["instance-data"]', attrs))
@@ -167,6 +167,8 @@ def _metadata(host: Host, gathered: Gathered) -> None:
         return
     try:
         data = json.loads(text)
+    except RecursionError:  # deeply nested instance data
+        raise ValidationError(f"{path}: not valid JSON: nested too deeply") from None
     except ValueError as e:
         raise ValidationError(f"{path}: not valid JSON: {e}") from None
     found: dict[str, Any] = {}

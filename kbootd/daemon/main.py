@@ -19,10 +19,15 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import kbootd
+from kbootd import engine, pin, workflow
+from kbootd.daemon import document
 from kbootd.daemon import state as st
+from kbootd.daemon.document import DEFAULT_SUPERVISE_INTERVAL
 from kbootd.daemon.journal import DEBUG, Journal
 from kbootd.daemon.lock import InstanceLock, LockHeld
 from kbootd.daemon.notify import Heartbeat, Notifier
+from kbootd.daemon.reporter import DaemonReporter
 from kbootd.daemon.status import DONE, FAILED, STOPPED, StatusBoard
 from kbootd.errors import (
     KbootdError,
@@ -34,6 +39,7 @@ from kbootd.errors import (
 )
 from kbootd.hostio import Host
 from kbootd.paths import Paths
+from kbootd.phases import WORKFLOWS
 from kbootd.redact import redact
 
 if TYPE_CHECKING:
@@ -73,8 +79,6 @@ class Daemon:
 
     # --- inputs -------------------------------------------------------------------------
     def read_inputs(self) -> tuple[Document, str]:
-        from kbootd.daemon import document
-
         self.status("reading settings", phase="inputs")
         doc, gathered = document.load(self.host)
         for src in gathered.sources:
@@ -101,7 +105,6 @@ class Daemon:
         if state is not None and state.done:
             return self.already_done(state, lock)
         doc, fp = self.read_inputs()
-        from kbootd.daemon import document
 
         cfg = document.build(doc, self.host, lambda m: self.warn(m, "config"))
         state = self.reconcile(state, doc, fp)
@@ -131,17 +134,12 @@ class Daemon:
             delay -= max(0.0, time.time() - state.last_failure_at)
         if delay <= 0:
             return
-        from kbootd.daemon.reporter import DaemonReporter
 
         DaemonReporter(doc.engine_role, self.journal, self.notifier, self.board) \
             .retrying_after_failure(state.failures, delay, state.last_error)
         _sleep(delay)
 
     def bootstrap(self, state: st.State, doc: Document, cfg: Any, lock: InstanceLock) -> int:
-        from kbootd import engine, workflow
-        from kbootd.daemon.reporter import DaemonReporter
-        from kbootd.phases import WORKFLOWS
-
         role = doc.engine_role
         known = {p for p, _ in workflow.all_phases(WORKFLOWS[role])}
         resumed = frozenset(p for p in state.phases_done if p in known)
@@ -199,7 +197,6 @@ class Daemon:
         verb = "initialised" if state.role == "control-plane" else "joined"
         text = f"{state.role} {state.node_name} {verb} {state.endpoint}"
         self.journal.log("ready", f"{text} (set up earlier; not running {'init' if state.role == 'control-plane' else 'join'} again)")
-        from kbootd.daemon.document import DEFAULT_SUPERVISE_INTERVAL
 
         return self.ready(state, text, interval or DEFAULT_SUPERVISE_INTERVAL, lock)
 
@@ -228,7 +225,6 @@ def check_ca_pin(host: Host, cfg: Any, doc: Document) -> None:
     data = host.read_bytes(ca)
     if data is None:
         return
-    from kbootd import pin
 
     if not pin.matches(data, doc.ca_cert_hashes):
         raise SecurityError(
@@ -257,7 +253,6 @@ def _endpoint(ctx: Any, doc: Document) -> str:
 
 def exec_supervisor(d: Daemon, lock: InstanceLock, interval: float) -> None:
     """Replace this process (same PID) with the lean supervisor, keeping the lock and NOTIFY_SOCKET."""
-    import kbootd
 
     fd = lock.keep_across_exec()
     argv = [sys.executable, "-m", "kbootd.daemon.supervise", "--root", str(d.paths.root),

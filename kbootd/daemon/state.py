@@ -15,6 +15,7 @@ from typing import Any
 
 from kbootd.errors import ValidationError
 from kbootd.hostio import Host
+from kbootd.retry import Backoff
 
 VERSION = 1
 NEW, RUNNING, DONE, FAILED = "new", "running", "done", "failed"
@@ -45,15 +46,55 @@ class State:
 
     @classmethod
     def from_json(cls, text: str, where: str) -> State:
+        """A state file kbootd did not write (corrupt, mistyped, hand-edited) is exit 3 naming
+        the file and field: never started over silently (a node marked done would init or
+        join again) and never a traceback (exit 1, which the unit restarts forever)."""
         try:
             data = json.loads(text)
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:
             raise ValidationError(f"{where}: not valid JSON ({e}); run `kbootd reset` to start over") from None
-        if not isinstance(data, dict) or data.get("version") != VERSION:
-            raise ValidationError(f"{where}: unknown state format (version {data.get('version') if isinstance(data, dict) else '?'}); "
+        if not isinstance(data, dict) or data.get("version") != VERSION or isinstance(data.get("version"), bool):
+            version = data.get("version") if isinstance(data, dict) else "?"
+            raise ValidationError(f"{where}: unknown state format (version {str(version)[:40]}); "
                                   "run `kbootd reset` to start over")
         known = {f.name for f in fields(cls)}
-        return cls(**{k: val for k, val in data.items() if k in known})
+        out = {k: val for k, val in data.items() if k in known}
+        for key, val in out.items():
+            if not _FIELD_OK[key](val):
+                raise ValidationError(f"{where}: {key}: expected {_FIELD_WANT[key]}, got {_short(val)}; "
+                                      "run `kbootd reset` to start over")
+        return cls(**out)
+
+
+def _short(val: Any) -> str:
+    text = json.dumps(val, default=str)
+    return text if len(text) <= 40 else text[:40] + "..."
+
+
+def _opt_str(v: Any) -> bool:
+    return v is None or isinstance(v, str)
+
+
+def _opt_time(v: Any) -> bool:
+    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1e12)
+
+
+_FIELD_OK = {
+    "version": lambda v: v == VERSION,
+    "role": lambda v: v in (None, "control-plane", "worker"),
+    "fingerprint": _opt_str, "node_name": _opt_str, "endpoint": _opt_str, "last_error": _opt_str,
+    "status": lambda v: v in (NEW, RUNNING, DONE, FAILED),
+    "phases_done": lambda v: isinstance(v, list) and all(isinstance(p, str) for p in v),
+    "failures": lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**31,
+    "last_failure_at": _opt_time, "started_at": _opt_time, "finished_at": _opt_time, "updated_at": _opt_time,
+}
+_FIELD_WANT = {
+    "version": str(VERSION), "role": "control-plane, worker or null", "status": f"{NEW}, {RUNNING}, {DONE} or {FAILED}",
+    "phases_done": "a list of phase names", "failures": "a count (0 or more)",
+    **{k: "a string or null" for k in ("fingerprint", "node_name", "endpoint", "last_error")},
+    **{k: "a time in seconds since the epoch, or null" for k in ("last_failure_at", "started_at", "finished_at",
+                                                                  "updated_at")},
+}
 
 
 def load(host: Host) -> State | None:
@@ -78,7 +119,6 @@ def backoff_delay(failures: int, *, base: float = 10.0, cap: float = 300.0) -> f
     kbootd.retry's Backoff without jitter (one restart at a time per machine; systemd
     spreads nothing to spread), which bounds the exponent: no overflow at any count.
     """
-    from kbootd.retry import Backoff
 
     if failures <= 0:
         return 0.0

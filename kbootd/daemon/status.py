@@ -16,7 +16,10 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
+from kbootd.daemon import state as st
+from kbootd.duration import parse_duration
 from kbootd.hostio import Host
+from kbootd.paths import Paths
 from kbootd.redact import redact
 
 if TYPE_CHECKING:
@@ -88,7 +91,6 @@ def effective(host: Host, data: dict[str, Any] | None) -> dict[str, Any]:
     """The status as `kbootd status` reports it, with facts the file alone cannot know."""
     if data is None:
         # /run is empty after a reboot until the daemon starts; the state file still knows "done".
-        from kbootd.daemon import state as st
 
         try:
             s = st.load(host)
@@ -144,14 +146,11 @@ def wait(host: Host, *, timeout: float | None = None, poll: float | None = None,
 
 def command(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """`kbootd status [--root DIR] [-o text|json] [--wait [--timeout DURATION]]`."""
-    from kbootd.paths import Paths
 
     out = out or sys.stdout
     host = Host(Paths.rooted(getattr(args, "root", None) or "/"))
     timeout = None
     if getattr(args, "timeout", None):
-        from kbootd.duration import parse_duration
-
         timeout = parse_duration(args.timeout, what="--timeout")
     if getattr(args, "wait", False):
         if (getattr(args, "output", None) or "text") == "text":

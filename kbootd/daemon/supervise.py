@@ -13,15 +13,20 @@ changes. SIGTERM sends STOPPING=1 and exits 0.
 
 from __future__ import annotations
 
+import argparse
 import signal
 import threading
 import time
 from collections.abc import Callable
 
+from kbootd.daemon import state as st
 from kbootd.daemon.health import Checker, Health
 from kbootd.daemon.journal import INFO, WARNING, Journal
+from kbootd.daemon.lock import InstanceLock
 from kbootd.daemon.notify import Notifier
-from kbootd.daemon.status import DONE, STOPPED, StatusBoard
+from kbootd.daemon.status import DONE, STOPPED, StatusBoard, read
+from kbootd.hostio import Host
+from kbootd.paths import Paths
 
 
 def describe(role: str, node: str, endpoint: str, h: Health) -> str:
@@ -83,8 +88,6 @@ class Supervisor:
 
 
 def _args(argv: list[str] | None):
-    import argparse
-
     ap = argparse.ArgumentParser(prog="kbootd-supervise", description="kbootd's lean supervisor")
     ap.add_argument("--root", default="/")
     ap.add_argument("--lock-fd", type=int, default=None)
@@ -94,12 +97,6 @@ def _args(argv: list[str] | None):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from kbootd.daemon import state as st
-    from kbootd.daemon.lock import InstanceLock
-    from kbootd.daemon.status import read
-    from kbootd.hostio import Host
-    from kbootd.paths import Paths
-
     a = _args(argv)
     paths = Paths.rooted(a.root)
     notifier = Notifier()

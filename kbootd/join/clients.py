@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from kbootd import apiclient
 from kbootd.errors import ValidationError
 from kbootd.join.discovery import DiscoveredCluster
+from kbootd.kubeconfig import build_kubeconfig
 
 BOOTSTRAP_USER = "tls-bootstrap-token-user"  # kubeadm's discovery.TokenUser
 CLUSTER_NAME = "kubernetes"  # kubeadm's default clusterName; the kubelet never looks at it
@@ -41,7 +43,6 @@ def bootstrap_credentials(ctx: Any, cluster: DiscoveredCluster) -> BootstrapCred
 
 def bootstrap_kubeconfig(cluster: DiscoveredCluster, creds: BootstrapCredentials) -> str:
     """bootstrap-kubelet.conf, as kubeadm writes it (kubeconfigutil.CreateWithToken / WithCerts)."""
-    from kbootd.kubeconfig import build_kubeconfig
 
     return build_kubeconfig(cluster.server, cluster.ca_pem, CLUSTER_NAME, BOOTSTRAP_USER,
                             client_cert_pem=creds.cert_pem, client_key_pem=creds.key_pem, token=creds.token)
@@ -50,7 +51,6 @@ def bootstrap_kubeconfig(cluster: DiscoveredCluster, creds: BootstrapCredentials
 def client(server: str, ca_pem: bytes, creds: BootstrapCredentials, *, timeout: float,
            path: str = "bootstrap") -> Any:
     """A kbootd.apiclient.Client for the discovered server with these credentials."""
-    from kbootd import apiclient
 
     kc = apiclient.KubeConfig(path=path, server=server, cluster={}, ca_pem=ca_pem, cert_pem=creds.cert_pem,
                               key_pem=creds.key_pem, token=creds.token)

@@ -29,6 +29,7 @@ this token id yet) is retried by kbootd.retry until timeouts.discovery, and ever
 from __future__ import annotations
 
 import functools
+import json
 import math
 import os
 import threading
@@ -37,7 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kbootd import jws
+from kbootd import apiclient, jws, kubeconfigfile, transport
 from kbootd.errors import (
     DiscoveryError,
     KbootdError,
@@ -46,6 +47,8 @@ from kbootd.errors import (
     ValidationError,
 )
 from kbootd.join import clusterinfo
+from kbootd.pin import matches, parse_pin, pin_of
+from kbootd.pki.certs import load_cert_chain_pem
 from kbootd.retry import DEFAULT_BACKOFF, REAL_TIME, Backoff, RetryHook, TimeSource, retry
 from kbootd.token import BootstrapToken
 
@@ -83,8 +86,6 @@ class DiscoveredCluster:
 # --- validating what was served --------------------------------------------------------------------
 
 def _ca_certs(ca_pem: bytes, where: str) -> list[Any]:
-    from kbootd.pki.certs import load_cert_chain_pem
-
     try:
         return load_cert_chain_pem(ca_pem, f"{where}: certificate-authority-data")
     except ValidationError as e:
@@ -96,7 +97,6 @@ def one_cluster_kubeconfig(text: str, where: str) -> Any:
 
     Anything malformed is a DiscoveryError (exit 4): this is the root of trust being read.
     """
-    from kbootd import kubeconfigfile
 
     try:
         doc = kubeconfigfile.load_document(text, where)
@@ -124,7 +124,6 @@ def parse_cluster_kubeconfig(text: str, where: str) -> tuple[Any, list[Any]]:
 
 def check_pins(ca_certs: list[Any], pins: tuple[str, ...], where: str) -> None:
     """Any certificate of the bundle against any pin passes (kubeadm's CheckAny)."""
-    from kbootd.pin import matches, pin_of
 
     found = False
     for cert in ca_certs:
@@ -174,7 +173,6 @@ def signed_kubeconfig(data: dict[str, Any], token: BootstrapToken, where: str) -
 def validate_cluster_info(data: dict[str, Any], token: BootstrapToken, pins: tuple[str, ...],
                           where: str) -> TrustedInfo:
     """The JWS for this token, then the kubeconfig, then (when pins are given) the CA."""
-    from kbootd.pin import pin_of
 
     kubeconfig = signed_kubeconfig(data, token, where)
     kc, certs = parse_cluster_kubeconfig(kubeconfig, f"{where}: cluster-info")
@@ -193,9 +191,6 @@ def fetch_verified(endpoint: str, ca_pem: bytes, *, timeout: float = REQUEST_TIM
     TLS that does not verify (or a redirect) is a SecurityError (final); other failures are
     transient. The request ends by min(now + timeout, until).
     """
-    import json
-
-    from kbootd import apiclient
 
     server = endpoint if endpoint.startswith("https://") else f"https://{endpoint}"
     kc = apiclient.KubeConfig(path="cluster-info", server=server, cluster={}, ca_pem=ca_pem,
@@ -223,14 +218,13 @@ _warm_lock = threading.Lock()
 
 
 def warm_up() -> None:
-    """Import TLS and the API client now, while waiting, not when the control plane has just appeared.
+    """Import TLS (the ssl stack kbootd.transport loads on first use) now, while waiting, not
+    when the control plane has just appeared.
 
     Under a lock: imports from several threads at once (a process running several joins)
     must not see a partially initialised module.
     """
     with _warm_lock:
-        from kbootd import apiclient, transport  # noqa: F401
-
         transport.warm_up()
 
 
@@ -289,7 +283,6 @@ def discover_token(endpoints: tuple[str, ...], token: BootstrapToken, pins: tupl
                    fetch: Fetch | None = None, verified_fetch: VerifiedFetch | None = None,
                    say: Callable[[str], None] = lambda _m: None) -> DiscoveredCluster:
     """Token discovery until `deadline` seconds from now; each request also ends by then."""
-    from kbootd.pin import parse_pin
 
     if not endpoints:
         raise ValidationError("token discovery needs at least one API server endpoint (host:port)")
@@ -319,7 +312,6 @@ def fetch_https(url: str, *, verify: bool | str = True, timeout: float = REQUEST
 
     No redirect is followed (a SecurityError, so http:// is never reached); at most MAX_FILE bytes.
     """
-    from kbootd import transport
 
     bundle = verify if isinstance(verify, str) else os.environ.get("REQUESTS_CA_BUNDLE") or None
     tls = transport.TLS(ca_file=bundle, system_ca=bundle is None)
@@ -364,7 +356,6 @@ def _file_ref(ctx: Any, ref: str | None, base: str, what: str) -> bytes | None:
 
 def discovered_from_file(ctx: Any, text: str, where: str, via: str) -> DiscoveredCluster:
     """Parse a discovery kubeconfig; file references (CA, client cert/key) are read through ctx.host."""
-    from kbootd.pin import pin_of
 
     kc = one_cluster_kubeconfig(text, where)
     if kc.insecure:
@@ -387,7 +378,6 @@ def discovered_from_file(ctx: Any, text: str, where: str, via: str) -> Discovere
 def validate_file_cluster(found: DiscoveredCluster, *, warn: Callable[[str], None],
                           say: Callable[[str], None], until: float | None = None) -> None:
     """As kubeadm: reach the file's server over TLS verified with the file's CA (retried by the caller)."""
-    from kbootd import kubeconfigfile
 
     say(f'Created cluster-info discovery client, requesting info from "{found.server}"')
     try:

@@ -11,9 +11,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from kbootd.errors import KbootdError
+from kbootd import cri, kubelet
+from kbootd.config import v1beta4
+from kbootd.config.model import ClusterConfig
+from kbootd.config.yamlsrc import Fields, load_documents
+from kbootd.errors import KbootdError, ValidationError
+from kbootd.images import images_for
 from kbootd.join import clients, discovery, tlsbootstrap
 from kbootd.join.discovery import DiscoveredCluster
+from kbootd.pki import certs as c
+from kbootd.retry import Backoff, retry
 
 KUBELET_PHASE = "kubelet-start"
 NAMESPACE = "kube-system"
@@ -65,7 +72,6 @@ def _is_ready(node: dict[str, Any]) -> bool:
 
 def _is_this_node(ctx: Any, cluster: DiscoveredCluster, name: str) -> bool:
     """A re-run of join on the node that already joined: kubelet.conf holds this node's cluster identity."""
-    from kbootd.pki import certs as c
 
     try:
         kc = tlsbootstrap.kubelet_kubeconfig(ctx)
@@ -106,10 +112,6 @@ def cluster_configuration(text: str, warn: Any) -> Any:
     """The cluster's ClusterConfiguration (kubeadm-config), for its version and image repository."""
     import yaml
 
-    from kbootd.config import v1beta4
-    from kbootd.config.model import ClusterConfig
-    from kbootd.config.yamlsrc import Fields, load_documents
-    from kbootd.errors import ValidationError
 
     where = f"{NAMESPACE}/kubeadm-config"
     try:
@@ -139,8 +141,6 @@ def _write_ca_cert(ctx: Any, cluster: DiscoveredCluster) -> None:
 
 
 def kubelet_start(ctx: Any) -> None:
-    from kbootd import cri, kubelet
-
     cluster = _cluster(ctx)
     creds = clients.bootstrap_credentials(ctx, cluster)
     name = ctx.data.node_name
@@ -178,16 +178,12 @@ def kubelet_start(ctx: Any) -> None:
 
 
 def _pause_image(cluster_cfg: Any, warn: Any) -> str:
-    from kbootd.images import images_for
-
     return images_for(cluster_cfg, warn).pause
 
 
 # --- wait-tls-bootstrap ------------------------------------------------------------------------------
 
 def wait_tls_bootstrap(ctx: Any) -> None:
-    from kbootd.retry import Backoff, retry
-
     phase = tlsbootstrap.PHASE
     cluster = _cluster(ctx)
     name = ctx.data.node_name

@@ -17,6 +17,9 @@ import base64
 from collections.abc import Callable
 from typing import Any
 
+from kbootd import apiclient
+from kbootd.apiclient import patch_node
+from kbootd.cluster.uploadconfig import CRI_SOCKET_ANNOTATION
 from kbootd.errors import KbootdError, TransientError
 
 PHASE = "wait-tls-bootstrap"
@@ -27,7 +30,6 @@ CSR_FIRST_CHECK = 1.0  # auto-approval takes milliseconds; look only once it is 
 
 def kubelet_kubeconfig(ctx: Any) -> Any:
     """kubelet.conf with its client certificate and key read (TransientError while incomplete)."""
-    from kbootd import apiclient
 
     path = ctx.paths.kubelet_conf
     if not ctx.host.exists(path):
@@ -43,7 +45,6 @@ def kubelet_kubeconfig(ctx: Any) -> Any:
 
 def kubelet_client(ctx: Any, timeout: float) -> Any:
     """A client with the kubelet's own identity, once its Node is registered (else TransientError)."""
-    from kbootd import apiclient
 
     kc = kubelet_kubeconfig(ctx)
     client = apiclient.Client(apiclient.APITransport(kc), timeout=timeout)
@@ -138,8 +139,6 @@ class CsrWatch:
 
 def annotate_cri_socket(client: Any, name: str, socket: str, timeout: float) -> bool:
     """kubeadm's patchnode.AnnotateCRISocket, sent with the kubelet's own credentials (fixture 41)."""
-    from kbootd.apiclient import patch_node
-    from kbootd.cluster.uploadconfig import CRI_SOCKET_ANNOTATION
 
     def mutate(node: dict[str, Any]) -> None:
         node.setdefault("metadata", {}).setdefault("annotations", {})[CRI_SOCKET_ANNOTATION] = socket

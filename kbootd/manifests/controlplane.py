@@ -9,7 +9,7 @@ from kbootd.config.model import ClusterConfig, Component
 from kbootd.errors import ValidationError
 from kbootd.manifests import pod
 from kbootd.manifests.etcd import client_url, localhost
-from kbootd.manifests.pod import FILE, FILE_OR_CREATE, Args, Mount, Pod
+from kbootd.manifests.pod import FILE, FILE_OR_CREATE, Args, Mount, Pod, check_supported
 
 KUBE_APISERVER = "kube-apiserver"
 KUBE_CONTROLLER_MANAGER = "kube-controller-manager"
@@ -36,14 +36,6 @@ Warn = Callable[[str], None]
 
 def _warn(ctx) -> Warn:
     return lambda msg: ctx.reporter.warn("control-plane", msg)
-
-
-def check_supported(c: ClusterConfig) -> None:
-    """Reject knobs these manifests would otherwise silently ignore."""
-    if c.gate("RootlessControlPlane"):
-        raise ValidationError(
-            "featureGates.RootlessControlPlane: not supported by kbootd; the control plane runs as "
-            "root as in kubeadm's default. Remove the gate or set it to false")
 
 
 def cloud_provider(c: ClusterConfig) -> str | None:

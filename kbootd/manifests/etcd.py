@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from kbootd.config.model import ExtraArgs
 from kbootd.errors import KbootdError
 from kbootd.manifests import pod
-from kbootd.manifests.pod import Args, Mount, Pod
+from kbootd.manifests.pod import Args, Mount, Pod, check_supported
 
 ETCD = "etcd"
 CLIENT_PORT = 2379
@@ -96,8 +96,6 @@ def _args(ctx, addr: str, name: str, image: str) -> Args:
 
 
 def etcd_pod(ctx) -> Pod:
-    from kbootd.manifests.controlplane import check_supported
-
     c = ctx.cfg.cluster
     local = c.etcd_local
     if local is None:

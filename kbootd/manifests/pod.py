@@ -16,7 +16,8 @@ from urllib.parse import urlsplit
 import yaml
 
 from kbootd import redact
-from kbootd.config.model import ExtraArgs
+from kbootd.config.model import ClusterConfig, ExtraArgs
+from kbootd.errors import ValidationError
 
 Pod = dict[str, Any]
 Args = list[tuple[str, str]]
@@ -235,3 +236,11 @@ def to_yaml(pod: Pod) -> str:
     # Sorted keys and block style as sigs.k8s.io/yaml prints; never fold long flags.
     return yaml.dump(pod, Dumper=_GoYAMLDumper, sort_keys=True, default_flow_style=False,
                      allow_unicode=True, width=1 << 20)
+
+
+def check_supported(c: ClusterConfig) -> None:
+    """Reject knobs the control-plane and etcd manifests would otherwise silently ignore."""
+    if c.gate("RootlessControlPlane"):
+        raise ValidationError(
+            "featureGates.RootlessControlPlane: not supported by kbootd; the control plane runs as "
+            "root as in kubeadm's default. Remove the gate or set it to false")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -137,7 +138,29 @@ def _name(common_name: str, organizations: Iterable[str] = ()) -> x509.Name:
         raise ValidationError("a certificate needs a common name")
     # Go's pkix.Name puts O before CN; openssl shows "O = ..., CN = ...".
     return x509.Name([*(x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations),
-                      x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+                      _common_name(common_name)])
+
+
+# cryptography warns on every long CN it reads or builds; a node name of up to 253
+# characters is valid here (see _common_name), so that warning would only be noise on stderr.
+warnings.filterwarnings("ignore", message="Attribute's length must be >= 1 and <= 64", category=UserWarning)
+
+
+def _common_name(value: str) -> x509.NameAttribute:
+    """The CN, also beyond RFC 5280's 64-character bound, as kubeadm (Go) issues it.
+
+    A node name may be any DNS name up to 253 characters, and kubeadm puts it in the etcd
+    certificates' CN and `system:node:<name>` in the kubelet's: a 53-character FQDN already
+    exceeds 64 there. Go's x509 does not enforce the bound, and neither do the API server,
+    etcd or the kubelet when they read a certificate. cryptography >= 43 checks it in
+    NameAttribute unless told not to (`_validate=False`); older releases do not check it.
+    """
+    if len(value) <= 64:
+        return x509.NameAttribute(NameOID.COMMON_NAME, value)
+    try:
+        return x509.NameAttribute(NameOID.COMMON_NAME, value, _validate=False)  # type: ignore[call-arg]
+    except TypeError:  # cryptography < 43: no such keyword, and no length check to skip
+        return x509.NameAttribute(NameOID.COMMON_NAME, value)
 
 
 def _hash_for(signer: PrivateKey) -> hashes.HashAlgorithm:

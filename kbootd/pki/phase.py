@@ -55,14 +55,23 @@ def check_keyless_ca(ctx: Context, ca: CertSpec) -> None:
 def ensure_ca(ctx: Context, ca: CertSpec) -> None:
     cp, kp = crt_path(ctx, ca.base), key_path(ctx, ca.base)
     if not ctx.host.exists(cp):
-        if ctx.host.exists(kp):
-            raise ValidationError(
-                f"{kp} exists but {cp} does not; kbootd never replaces a CA key: provide the matching "
-                "certificate, or remove the key to have a new CA generated")
-        key = keys.new_private_key(keys.algorithm_for(ctx.cfg.cluster))
-        cert = c.new_self_signed_ca(key, ca.common_name(ctx), ca.validity(ctx))
-        ctx.reporter.info(PHASE, f'Generating "{ca.base}" certificate and key')
-        write_pair(ctx, ca.base, cert, key)
+        key_data = ctx.host.read_bytes(kp)
+        if key_data is not None:
+            # The key is written first, so a crash (power cut, SIGKILL) between the two writes
+            # leaves exactly this. A CA's identity is its key and its pin is the public key:
+            # a fresh self-signed certificate for the same key (same subject) keeps the pin,
+            # and every leaf already signed by that key still chains to it. The key itself
+            # is never replaced; an unreadable one stays an error.
+            key = keys.load_private_key_pem(key_data, kp)
+            cert = c.new_self_signed_ca(key, ca.common_name(ctx), ca.validity(ctx))
+            ctx.reporter.warn(PHASE, f"{kp} exists without {cp} (an interrupted run?); issuing the "
+                                     f"{ca.base} certificate for the existing key (its pin is unchanged)")
+            write_pair(ctx, ca.base, cert, None)
+        else:
+            key = keys.new_private_key(keys.algorithm_for(ctx.cfg.cluster))
+            cert = c.new_self_signed_ca(key, ca.common_name(ctx), ca.validity(ctx))
+            ctx.reporter.info(PHASE, f'Generating "{ca.base}" certificate and key')
+            write_pair(ctx, ca.base, cert, key)
     else:
         _, key = load_ca(ctx, ca, need_key=False)
         if key is not None:

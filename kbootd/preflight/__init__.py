@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from kbootd.preflight.facts import HostFacts
 from kbootd.preflight.runner import PHASE, run_checks
+from kbootd.preflight.tables import init_checks, join_checks
 
 if TYPE_CHECKING:
     from kbootd.context import Context
@@ -20,21 +22,15 @@ def facts_for(ctx: Context) -> Facts:
     if ctx.seams.preflight_facts is not None:
         return ctx.seams.preflight_facts
     if ctx.data.preflight_facts is None:
-        from kbootd.preflight.facts import HostFacts
-
         ctx.data.preflight_facts = HostFacts(ctx)
     return ctx.data.preflight_facts
 
 
 def run_init(ctx: Context) -> None:
-    from kbootd.preflight.tables import init_checks
-
     ctx.reporter.info(PHASE, "Running pre-flight checks")
     run_checks(ctx, init_checks(ctx), facts_for(ctx))
 
 
 def run_join(ctx: Context) -> None:
-    from kbootd.preflight.tables import join_checks
-
     ctx.reporter.info(PHASE, "Running pre-flight checks")
     run_checks(ctx, join_checks(ctx), facts_for(ctx))

@@ -12,6 +12,7 @@ import ipaddress
 import re
 from typing import TYPE_CHECKING
 
+from kbootd.errors import KbootdError
 from kbootd.preflight.facts import ENABLED_STATES, Facts
 from kbootd.preflight.runner import CheckFn, NotChecked
 
@@ -115,6 +116,10 @@ def file_content(path: str, content: bytes = b"1") -> CheckFn:
     def check(ctx: Context, facts: Facts) -> list[str]:
         data = ctx.host.read_bytes(path)
         if data is None:
+            if not facts.on_host and path.startswith(("/proc/", "/sys/")):
+                # A root is a filesystem, not a running kernel: its /proc is usually empty, and
+                # the host's /proc describes this machine, not the one that boots the root.
+                raise NotChecked(off_host(ctx))
             return [f"{path} does not exist"]
         if data[:len(content)] != content:
             return [f"{path} contents are not set to {content.decode()}"]
@@ -138,6 +143,10 @@ def in_path(binary: str, suggestion: str = "") -> CheckFn:
     def check(ctx: Context, facts: Facts) -> list[str]:
         if facts.which(binary):
             return []
+        if not facts.on_host:
+            # Under --root nothing runs here, and the root may be a bare tree: a program it
+            # lacks is not known to be missing from the machine that will boot it.
+            raise NotChecked(off_host(ctx))
         return [f"{binary} not found in system path" + (f"\nSuggestion: {suggestion}" if suggestion else "")]
     return check
 
@@ -254,7 +263,6 @@ def cgroups_advice(ctx: Context, facts: Facts) -> list[str]:
 
 # --- names and networks ----------------------------------------------------------------
 def hostname(ctx: Context, facts: Facts) -> list[str]:
-
     name = ctx.data.node_name  # a bad name raises ValidationError: the runner reports it
     found = facts.lookup_host(name)
     if found is None:
@@ -272,8 +280,6 @@ def http_proxy(host_of: str | None) -> CheckFn:
     def check(ctx: Context, facts: Facts) -> list[str]:
         host = host_of
         if host is None:
-            from kbootd.errors import KbootdError
-
             try:
                 host = ctx.data.advertise_address
             except KbootdError as e:

@@ -14,6 +14,7 @@ import ipaddress
 from typing import TYPE_CHECKING
 
 from kbootd.config.validate import version_minor
+from kbootd.node import endpoint_host
 from kbootd.preflight import checks as c
 from kbootd.preflight.runner import ERROR, WARNING, Check, Severity
 from kbootd.version import DEFAULT_KUBERNETES_VERSION, MAX_KUBELET_SKEW
@@ -137,7 +138,6 @@ def join_checks(ctx: Context) -> list[Check]:
     cfg = ctx.join
     if cfg is None:
         raise RuntimeError("join preflight needs a join configuration")
-    from kbootd.node import endpoint_host
 
     host = endpoint_host(cfg.api_server_endpoints[0]) if cfg.api_server_endpoints else None
     # kubeadm checks forwarding only for an IP endpoint; a worker needs it either way.
