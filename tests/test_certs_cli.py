@@ -36,30 +36,10 @@ def _fast_keys():
 
 
 @pytest.fixture
-def cli(capsys, root):
-    """The certs/kubeconfig commands as main() runs them (parser, handler, error rendering)."""
-    import importlib
-
-    from kbootd.cli.certscmd import add_certs, add_kubeconfig
-    from kbootd.cli.parser import KbootdArgumentParser
-    from kbootd.errors import exit_code_for, render
-
+def cli(run_cli, root):
+    """kbootd's CLI (main()) with --root on the temp root (certificate-key takes no flags)."""
     def run(*argv: str):
-        p = KbootdArgumentParser(prog="kbootd")
-        sub = p.add_subparsers(dest="command", parser_class=KbootdArgumentParser)
-        add_certs(sub, KbootdArgumentParser)
-        add_kubeconfig(sub, KbootdArgumentParser)
-        try:
-            args = p.parse_args([*argv] if "certificate-key" in argv else [*argv, "--root", str(root)])
-            mod, _, fn = args._handler.partition(":")
-            code = int(getattr(importlib.import_module(mod), fn)(args) or 0)
-        except Exception as e:
-            import sys
-
-            sys.stderr.write(render(e, 0))
-            code = exit_code_for(e)
-        out, err = capsys.readouterr()
-        return code, out, err
+        return run_cli(*argv) if "certificate-key" in argv else run_cli(*argv, "--root", str(root))
     return run
 
 
@@ -361,3 +341,30 @@ def test_json_fields_follow_kubeadms_struct_order(cli, root):
                                             "caName", "missing"]
     assert list(doc["certificateAuthorities"][0]) == ["name", "expirationDate", "residualTime",
                                                       "externallyManaged", "missing"]
+
+
+def test_the_parser_knows_kubeadms_names_and_the_help_lists_them(run_cli):
+    from kbootd.cli.certsparser import LEAF_NAMES
+    from kbootd.pki.inventory import LEAF_BY_NAME
+
+    assert LEAF_NAMES == tuple(LEAF_BY_NAME) == tuple(NAMES)
+    code, out, _ = run_cli("certs", "renew", "--help")
+    flat = re.sub(r"-\n\s+", "-", out)  # argparse wraps at hyphens
+    assert code == 0 and all(n in flat for n in NAMES)
+    code, out, _ = run_cli("--help")
+    assert "certs" in out and "kubeconfig" in out
+
+
+def test_renew_beside_the_supervising_daemon_but_not_beside_init(cli, root):
+    from kbootd.daemon.lock import InstanceLock
+    from kbootd.hostio import Host
+    from kbootd.paths import Paths
+
+    make_pki(root)
+    host = Host(Paths.rooted(root))
+    with InstanceLock(host, "kbootd init"):
+        code, _, err = cli("certs", "renew", "apiserver")
+        assert code != 0 and "kbootd init" in err
+    with InstanceLock(host, "kbootd run"):
+        code, out, err = cli("certs", "renew", "apiserver")
+        assert code == 0 and out == "certificate for serving the Kubernetes API renewed\n", err

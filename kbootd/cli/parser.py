@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from kbootd.cli import certsparser
 from kbootd.errors import ValidationError
 from kbootd.tokenshape import TOKEN_FORMAT
 
@@ -245,6 +246,10 @@ def build(only: str | None = None) -> argparse.ArgumentParser:
         g.add_argument("-o", "--output", choices=("text", "json"), default="text")
         g.add_argument("--out-dir", default=None, metavar="DIR", help="write ca.crt and ca.key (0600) there instead")
         g.set_defaults(_handler="kbootd.daemon.ca:command")
+    if (p := cmd("certs", certsparser.CERTS_HELP, f"{certsparser.HANDLERS}:missing_subcommand")):
+        certsparser.add_certs(p, KbootdArgumentParser)
+    if (p := cmd("kubeconfig", certsparser.KUBECONFIG_HELP, f"{certsparser.HANDLERS}:missing_subcommand")):
+        certsparser.add_kubeconfig(p, KbootdArgumentParser)
     if (p := cmd("completion", "Print shell completion code (bash or zsh)", "kbootd.cli.completion:completion")):
         p.add_argument("shell", choices=("bash", "zsh"))
     if (p := cmd("version", "Print the version of kbootd", "kbootd.cli.commands:version")):
@@ -252,4 +257,5 @@ def build(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = ("init", "join", "reset", "token", "config", "phase", "run", "status", "ca", "completion", "version")
+COMMANDS = ("init", "join", "reset", "token", "config", "phase", "run", "status", "ca", "certs", "kubeconfig",
+            "completion", "version")

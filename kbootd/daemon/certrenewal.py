@@ -27,7 +27,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from kbootd import staticpods
 from kbootd.daemon.journal import ERR, INFO, WARNING, Journal
+from kbootd.duration import parse_duration
 from kbootd.errors import KbootdError
 from kbootd.hostio import Host
 from kbootd.pki import derdates, inventory
@@ -90,10 +92,7 @@ class CertWatch:
         self.settings = settings or Settings()
         self.layout = layout or Layout(host, kubeconfig_dir=host.paths.kubernetes_dir)
         self.status = status or (lambda text: None)
-        if restart is None:
-            from kbootd.staticpods import restart as restart_pod
-            restart = restart_pod
-        self.restart = restart
+        self.restart = restart or staticpods.restart
         self.last_run: datetime | None = None
         self._warned: dict[str, datetime] = {}
         self.summary = Summary()
@@ -159,6 +158,7 @@ class CertWatch:
                        warnings=[k for k in self._warned if k.startswith(("ca:", "external:"))])
 
     def _renew(self, due: list[Expiry], now: datetime) -> list[str]:
+        # kbootd.pki.renew imports cryptography: paid only when something is due (lean supervisor).
         from kbootd.pki import renew as r
 
         renewed: list[str] = []
@@ -257,8 +257,6 @@ def _when(e: Expiry, now: datetime) -> str:
 
 def parse_window(value: Any, what: str) -> float:
     """Seconds in `90d` (days) or a Go duration (`2160h`); at least one hour."""
-    from kbootd.duration import parse_duration
-
     text = str(value).strip() if not isinstance(value, bool) else ""
     if text.endswith("d") and text[:-1].isdigit():
         seconds = int(text[:-1]) * DAY

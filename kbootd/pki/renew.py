@@ -48,7 +48,7 @@ class Outcome:
         return f"{self.leaf.long_name} renewed"
 
 
-def _load_ca(layout: Layout, name: str) -> tuple[x509.Certificate, keys.PrivateKey]:
+def load_ca(layout: Layout, name: str) -> tuple[x509.Certificate, keys.PrivateKey]:
     ca = CA_BY_NAME[name]
     cp, kp = layout.crt(ca.base), layout.key(ca.base)
     cert = c.load_cert_pem(layout.host.read_bytes(cp), cp)
@@ -89,7 +89,7 @@ def _renew_pair(layout: Layout, leaf: Leaf, validity: timedelta, now: datetime) 
     if key_pem is None:
         raise KbootdError(f"{kp}: missing; kbootd renews {cp} only for its existing key")
     key = keys.load_private_key_pem(key_pem, kp)
-    ca_cert, ca_key = _load_ca(layout, leaf.ca)
+    ca_cert, ca_key = load_ca(layout, leaf.ca)
     new = renewed_certificate(chain[0], key, ca_cert, ca_key, validity, now, cp)
     layout.host.write_file(cp, c.encode_cert_pem(new), CERT_MODE, show=False)
     return c.not_after(new)
@@ -103,7 +103,7 @@ def _renew_kubeconfig(layout: Layout, leaf: Leaf, validity: timedelta, now: date
     if kc.client_cert_pem is None or kc.client_key_pem is None:
         raise ValidationError(f"{path}: no embedded client certificate and key (client-certificate-data, "
                               "client-key-data); kbootd renews only embedded credentials")
-    ca_cert, ca_key = _load_ca(layout, leaf.ca)
+    ca_cert, ca_key = load_ca(layout, leaf.ca)
     if kc.ca_pem is not None and c.load_cert_pem(kc.ca_pem, f"{path}: certificate-authority-data") != ca_cert:
         raise ValidationError(f"{path}: its certificate-authority-data is not {layout.crt(CA_BY_NAME[leaf.ca].base)}; "
                               "renewing would give it a certificate its own CA does not verify")
