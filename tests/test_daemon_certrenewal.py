@@ -314,3 +314,40 @@ def test_window_settings_take_days_or_go_durations():
     for bad in ("10m", "soon", "-5d", True):
         with pytest.raises(KbootdError, match="w"):
             parse_window(bad, "w")
+
+
+def test_the_supervisor_renews_and_shows_the_nearest_expiry_in_status(root):
+    from kbootd.daemon.health import Health
+    from kbootd.daemon.status import StatusBoard
+    from kbootd.daemon.supervise import Supervisor
+
+    make_pki(root, age=timedelta(days=360))
+    t = [datetime.now(timezone.utc)]
+    statuses: list[str] = []
+
+    class Notifier:
+        watchdog_usec = None
+
+        def status(self, text):
+            statuses.append(text)
+
+        def watchdog(self):
+            pass
+
+    run = Run(root, t[0])
+    run.watch.now = lambda: t[0]
+    run.watch.status = statuses.append
+    board = StatusBoard(run.host)
+    sup = Supervisor(lambda: Health("active", "Ready", "ok"), Notifier(), run.watch.journal, board,
+                     role="control-plane", node="cp-1", endpoint="https://10.0.0.10:6443", interval=30,
+                     certs=run.watch, now=lambda: t[0])
+    sup.round()
+    assert len(run.events("cert-renewed")) == 11 and len(run.events("cert-restart")) == 4
+    assert statuses[0].startswith("certs: renewing ")
+    assert statuses[-1] == ("control-plane cp-1 initialised https://10.0.0.10:6443; kubelet active; apiserver ok; "
+                            "node Ready; certs: next expiry admin.conf in 364d")
+    assert board.data["certs"]["nearest"] == "admin.conf" and board.data["certs"]["residual"] == "364d"
+    n = len(statuses)
+    t[0] += timedelta(minutes=10)
+    sup.round()  # the health line and the certificates are as they were: nothing new to say
+    assert len(statuses) == n and len(run.events("cert-renewed")) == 11

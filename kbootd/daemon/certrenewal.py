@@ -30,7 +30,7 @@ from typing import Any
 from kbootd import staticpods
 from kbootd.daemon.journal import ERR, INFO, WARNING, Journal
 from kbootd.duration import parse_duration
-from kbootd.errors import KbootdError
+from kbootd.errors import KbootdError, ValidationError
 from kbootd.hostio import Host
 from kbootd.pki import derdates, inventory
 from kbootd.pki.expiry import short_human_duration
@@ -263,7 +263,7 @@ def parse_window(value: Any, what: str) -> float:
     else:
         seconds = parse_duration(value, what=what)
     if seconds < 3600:
-        raise KbootdError(f"{what}: must be at least 1h (e.g. 90d or 2160h), got {value!r}")
+        raise ValidationError(f"{what}: must be at least 1h (e.g. 90d or 2160h), got {value!r}")
     return seconds
 
 

@@ -14,6 +14,8 @@
     kubeadmConfigFile: /etc/kbootd/kubeadm.yaml   # or a path to one (not both)
     supervise:
       interval: 30s
+      renewBefore: 90d                # renew leaf certificates this long before they expire
+      caWarnBefore: 365d              # warn when a CA has less than this left
 
 Document fields override the same settings of the embedded kubeadm configuration. Every
 value remembers where it came from, so an error names the file (and line) to fix.
@@ -34,6 +36,7 @@ from kbootd.config import validate as v
 from kbootd.config.load import check_init, check_join, load_file
 from kbootd.config.model import BootstrapTokenSpec, InitConfig, JoinConfig, NodeRegistration
 from kbootd.config.yamlsrc import MAX_INPUT_BYTES, load_data
+from kbootd.daemon import certrenewal
 from kbootd.daemon.inputs import Gathered, Source, gather
 from kbootd.duration import parse_duration
 from kbootd.errors import ValidationError
@@ -63,6 +66,8 @@ class Document:
     kubeadm: str | None = None  # embedded configuration text
     kubeadm_file: str | None = None
     supervise_interval: float = DEFAULT_SUPERVISE_INTERVAL
+    renew_before: float = certrenewal.DEFAULT_RENEW_BEFORE
+    ca_warn_before: float = certrenewal.DEFAULT_CA_WARN_BEFORE
     origin: dict[str, str] = field(default_factory=dict)  # field -> where its value came from
     looked: str = ""  # every place kbootd looked, for "not found" errors
 
@@ -255,8 +260,12 @@ def parse_source(src: Source, host: Host) -> dict[str, tuple[Any, str]]:
                 raise ValidationError(f"{at}: {path!r}: expected an absolute path")
             put("kubeadmConfigFile", path, key)
         elif key == "supervise":
-            if not isinstance(value, dict) or set(value) - {"interval"}:
-                raise ValidationError(f"{at}: expected a mapping with interval (e.g. interval: 30s)")
+            if not isinstance(value, dict) or set(value) - {"interval", "renewBefore", "caWarnBefore"}:
+                raise ValidationError(f"{at}: expected a mapping with interval, renewBefore and/or caWarnBefore "
+                                      "(e.g. interval: 30s, renewBefore: 90d)")
+            for name in ("renewBefore", "caWarnBefore"):
+                if name in value:
+                    put(name, certrenewal.parse_window(value[name], f"{at}.{name}"), key)
             if "interval" in value:
                 secs = parse_duration(value["interval"], what=f"{at}.interval")
                 if secs < 1:
@@ -296,6 +305,8 @@ def merge(gathered: Gathered, host: Host) -> Document:
         node_name=values.get("nodeName"), kubeadm=values.get("kubeadm"),
         kubeadm_file=values.get("kubeadmConfigFile"),
         supervise_interval=values.get("superviseInterval", DEFAULT_SUPERVISE_INTERVAL),
+        renew_before=values.get("renewBefore", certrenewal.DEFAULT_RENEW_BEFORE),
+        ca_warn_before=values.get("caWarnBefore", certrenewal.DEFAULT_CA_WARN_BEFORE),
         origin=origin, looked=gathered.looked_text(),
     )
 
