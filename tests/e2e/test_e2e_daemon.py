@@ -370,6 +370,7 @@ def test_control_plane_renews_certificates_and_reports_them(cluster: Cluster) ->
     before = {p: _sha(cp, p) for p in ("/etc/kubernetes/pki/apiserver.crt", "/etc/kubernetes/pki/apiserver.key",
                                        CA_CRT, "/etc/kubernetes/pki/ca.key", "/etc/kubernetes/admin.conf")}
     cp.run(["sh", "-c", "cat > /usr/local/bin/crictl && chmod 0755 /usr/local/bin/crictl"], input=CRICTL)
+    cp.run(["mkdir", "-p", RENEW_DROPIN.rsplit("/", 1)[0]])
     cp.run(["sh", "-c", f"umask 077 && cat > {RENEW_DROPIN}"],
            input="apiVersion: kbootd.io/v1alpha1\nkind: KbootdConfiguration\nsupervise:\n  renewBefore: 3650d\n")
     invocation_before = cp.show("kbootd", "InvocationID")["InvocationID"]
