@@ -9,13 +9,13 @@
 from __future__ import annotations
 
 import argparse
-import secrets
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
 from kbootd import kubeconfigfile
+from kbootd.cluster import uploadcerts
 from kbootd.config.load import load_file
 from kbootd.config.model import InitConfig
 from kbootd.config.yamlsrc import read_capped
@@ -109,7 +109,7 @@ def renew(args: argparse.Namespace) -> int:
 
 def certificate_key(args: argparse.Namespace) -> int:
     # The key is this command's output (kubeadm's `certs certificate-key`): stdout only.
-    sys.stdout.write(secrets.token_hex(32) + "\n")
+    sys.stdout.write(uploadcerts.generate_key() + "\n")
     return 0
 
 
