@@ -257,6 +257,8 @@ def build(only: str | None = None) -> argparse.ArgumentParser:
                        default="RSA-2048")
         g.add_argument("-o", "--output", choices=("text", "json"), default="text")
         g.add_argument("--out-dir", default=None, metavar="DIR", help="write ca.crt and ca.key (0600) there instead")
+        g.add_argument("--control-plane", action="store_true",
+                       help="everything control planes share: cluster CA, front-proxy CA, etcd CA, sa.key/sa.pub")
         g.set_defaults(_handler="kbootd.daemon.ca:command")
     if (p := cmd("completion", "Print shell completion code (bash or zsh)", "kbootd.cli.completion:completion")):
         p.add_argument("shell", choices=("bash", "zsh"))

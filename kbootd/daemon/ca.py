@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, TextIO
 
+from kbootd.cluster import sharedpki
 from kbootd.duration import parse_duration
+from kbootd.errors import ValidationError
 from kbootd.hostio import Host
 from kbootd.paths import Paths
 from kbootd.pin import pin_of
@@ -68,6 +70,8 @@ def command(args: argparse.Namespace, out: TextIO | None = None) -> int:
     validity = DEFAULT_VALIDITY
     if getattr(args, "validity", None):
         validity = timedelta(seconds=parse_duration(args.validity, what="--validity"))
+    if getattr(args, "control_plane", False):
+        return control_plane_command(args, validity, out)
     m = generate(getattr(args, "common_name", None) or DEFAULT_COMMON_NAME, validity,
                  getattr(args, "algorithm", None) or "RSA-2048")
     out_dir = getattr(args, "out_dir", None)
@@ -92,4 +96,29 @@ def command(args: argparse.Namespace, out: TextIO | None = None) -> int:
         "# For the control plane's user-data (cloud-config):\n"
         + control_plane_user_data(m)
     )
+    return 0
+
+
+def control_plane_command(args: argparse.Namespace, validity: timedelta, out: TextIO) -> int:
+    """`ca generate --control-plane`: everything the control planes share (kbootd.cluster.sharedpki),
+    so any number of them can boot at once, init on one and join on the others."""
+    if getattr(args, "common_name", None):
+        raise ValidationError("--common-name: not with --control-plane (each CA keeps kubeadm's name)")
+    m = sharedpki.generate(validity, getattr(args, "algorithm", None) or "RSA-2048")
+    out_dir = getattr(args, "out_dir", None)
+    if out_dir:
+        out_dir = os.path.abspath(out_dir).rstrip("/")
+        host = Host(Paths.rooted("/"), say=lambda s: None)
+        for f in m.files:
+            rel = f.path[len(sharedpki.CERT_DIR) + 1:]
+            path = f"{out_dir}/{rel}"
+            host.ensure_dir(path.rsplit("/", 1)[0], 0o700)
+            host.write_file(path, f.content, f.mode, sensitive=f.private)
+        out.write(f"wrote {len(m.files)} files under {out_dir} (keys 0600)\npin: {m.pin}\n")
+        return 0
+    if getattr(args, "output", None) == "json":
+        out.write(json.dumps({"files": [{"path": f.path, "permissions": f"{f.mode:04o}", "content": f.content}
+                                        for f in m.files], "caCertHash": m.pin}, indent=2) + "\n")
+        return 0
+    out.write(sharedpki.user_data_text(m))
     return 0
