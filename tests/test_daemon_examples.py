@@ -26,7 +26,8 @@ USER_DATA = [p for p in EXAMPLES if p.read_text().startswith("#cloud-config\n")]
 CLOUD_CONFIG_KEYS = {"write_files", "packages", "package_update", "runcmd"}
 EXPECTED_ROLE = {"control-plane.yaml": "control-plane", "control-plane-with-ca.yaml": "control-plane",
                  "worker.yaml": "worker", "install-package.yaml": "worker", "user-data-key.yaml": "worker",
-                 "nocloud-meta-data.yaml": "worker"}
+                 "nocloud-meta-data.yaml": "worker", "ha-control-plane-init.yaml": "control-plane",
+                 "ha-control-plane-join.yaml": "control-plane", "ha-worker.yaml": "worker"}
 
 
 def kbootd_documents(cfg: dict) -> list[tuple[str, dict, bool]]:
@@ -82,7 +83,9 @@ def test_example_settings_load_and_build(path, root):
     assert gathered.sources, "no kbootd settings found"
     built = document.build(doc, host, lambda m: None)
     assert doc.role == EXPECTED_ROLE[path.name]
-    assert isinstance(built, InitConfig if doc.role == "control-plane" else JoinConfig)
+    assert isinstance(built, InitConfig if doc.engine_role == "init" else JoinConfig)
+    if path.name == "ha-control-plane-join.yaml":  # the explicit setting, not the role, makes it join
+        assert doc.role == "control-plane" and built.control_plane is not None
 
 
 def test_metadata_example_is_meta_data_not_cloud_config():

@@ -12,6 +12,7 @@ Skipped with the reason when etcd is not installed; in CI (CI=true) that fails i
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
@@ -74,7 +75,7 @@ class Node:
 
     def certs(self, ca_from: Node | None = None) -> None:
         pki = self.root / "etc/kubernetes/pki/etcd"
-        pki.mkdir(parents=True)
+        pki.mkdir(parents=True, exist_ok=True)
         if ca_from is not None:
             for f in ("ca.crt", "ca.key"):
                 shutil.copy(ca_from.root / "etc/kubernetes/pki/etcd" / f, pki / f)
@@ -440,3 +441,123 @@ def test_a_join_waits_while_a_member_is_down(cluster):
     join(cp3, cp1)
     wait_healthy(cp3)
     assert_one_member_each(cluster)
+
+
+
+KEY = "3f1c2a9b8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a392817f6e5d4c3"
+
+
+@contextlib.contextmanager
+def ha_cluster(tmp_path, monkeypatch):
+    """Control plane 1 (shared material from `ca generate --control-plane`, its real etcd, kbootd's init
+    objects, kubeadm-certs uploaded with KEY, its etcd Pod) and a context maker for control plane 2's
+    `join --control-plane`. The test API server, bound to cp2's address, stands in for both API servers;
+    tests/kubelet_double.py does the kubelet's TLS bootstrap, a thread starts etcd from cp2's manifest."""
+    import threading
+    from dataclasses import replace
+
+    from kbootd.cluster import admin_client, sharedpki, uploadcerts, uploadconfig, write_all
+    from kbootd.config.model import JoinControlPlane
+    from tests.apiserver import TestAPIServer
+    from tests.kubelet_double import KubeletDouble
+    from tests.preflight_fakes import FakeFacts, healthy_root
+    from tests.test_join_support import FAST, RawReporter, init_control_plane, pinned, wait_signed
+
+    base = f"127.{random.randint(1, 254)}.{random.randint(1, 254)}"
+    cp1, cp2 = Node(tmp_path, "cp1", f"{base}.1"), Node(tmp_path, "cp2", f"{base}.2")
+    for f in sharedpki.generate().files:
+        p = cp1.root / f.path.lstrip("/")
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(f.content)
+        p.chmod(f.mode)
+    cp1.certs()
+    manifest_phase.etcd_local(cp1.ctx())
+    cp1.kubelet()
+    stop = threading.Event()
+    try:
+        wait_healthy(cp1)
+        with TestAPIServer(cert_dir=cp1.root / "etc/kubernetes/pki", bind=cp2.addr) as srv:
+            init = init_control_plane(srv, cp1.root)
+            wait_signed(srv)
+            admin = admin_client(init)
+            write_all(admin, uploadconfig.kubeadm_config_objects(
+                InitConfig(cluster=ClusterConfig(control_plane_endpoint=srv.server_address))))
+            uploadcerts.upload(init, admin, KEY)
+            srv.store.create({"apiVersion": "v1", "kind": "Pod", "metadata": {
+                "name": "etcd-cp1", "namespace": "kube-system", "labels": {"component": "etcd", "tier": "control-plane"},
+                "annotations": {members.CLIENT_URLS_ANNOTATION: cp1.client_url}},
+                "spec": {"containers": [{"name": "etcd", "image": "registry.k8s.io/etcd:3.5.16-0"}]}})
+            cfg = replace(pinned(srv, node="cp2"), control_plane=JoinControlPlane(
+                advertise_address=cp2.addr, bind_port=srv.port, certificate_key=KEY))
+            healthy_root(cp2.root)
+
+            def new_ctx():
+                return make_context(root=str(cp2.root), reporter=RawReporter(), join=cfg,
+                                    ignore_preflight_errors=("all",),
+                                    seams=Seams(backoff=FAST, preflight_facts=FakeFacts(), skip_kubelet_check=True))
+
+            def static_pods() -> None:
+                while not stop.is_set():
+                    if cp2.manifest.exists():
+                        cp2.kubelet()
+                    stop.wait(0.1)
+
+            threading.Thread(target=static_pods, daemon=True).start()
+            kubelet = KubeletDouble(cp2.root, "cp2")
+            with kubelet.install(monkeypatch):
+                yield srv, cp1, cp2, new_ctx
+            init.data.api_client.close()
+    finally:
+        stop.set()
+        cp1.kill()
+        cp2.kill()
+
+
+def assert_joined(srv, cp1, cp2, out: str) -> None:
+    assert "a new control plane instance was created" in out and KEY not in out
+    node = srv.store.get("nodes", "cp2")
+    assert node["metadata"]["labels"]["node-role.kubernetes.io/control-plane"] == ""
+    assert {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"} in node["spec"]["taints"]
+    for rel in ("ca.key", "sa.key", "etcd/ca.crt", "front-proxy-ca.crt"):
+        assert (cp2.root / "etc/kubernetes/pki" / rel).read_bytes() == \
+            (cp1.root / "etc/kubernetes/pki" / rel).read_bytes(), rel
+    for m in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"):
+        assert (cp2.root / f"etc/kubernetes/manifests/{m}.yaml").exists(), m
+    ms = member_list(cp1)
+    assert sorted(m.name for m in ms) == ["cp1", "cp2"] and not any(m.learner for m in ms)
+    assert manifest_flags(cp2)["initial-cluster-state"] == "existing"
+
+
+def test_full_control_plane_join_workflow(tmp_path, monkeypatch):
+    """`join --control-plane`'s whole workflow (kbootd.phases.JOIN): discovery through the
+    controlPlaneEndpoint, kubeadm-certs decrypted with the key, its own PKI, kubeconfigs and manifests,
+    the TLS bootstrap, its etcd member added as a learner to control plane 1's real etcd and promoted,
+    the Node marked, its own API server awaited."""
+    from kbootd import workflow
+    from kbootd.phases import JOIN
+
+    with ha_cluster(tmp_path, monkeypatch) as (srv, cp1, cp2, new_ctx):
+        ctx = new_ctx()
+        workflow.run(JOIN, ctx)
+        assert_joined(srv, cp1, cp2, ctx.reporter.text())
+
+
+@pytest.mark.parametrize("call", ["cluster/member/add", "cluster/member/promote"])
+def test_a_control_plane_killed_mid_join_resumes_without_a_second_member(tmp_path, monkeypatch, call):
+    """Killed as etcd applied the member add (or the promote): resumed as the daemon resumes (the phases
+    done are skipped, the rest run again in a new process), etcd ends with one member per node."""
+    from kbootd import workflow
+    from kbootd.phases import JOIN
+
+    with ha_cluster(tmp_path, monkeypatch) as (srv, cp1, cp2, new_ctx):
+        ctx = new_ctx()
+        with monkeypatch.context() as m:
+            m.setattr(members, "Gateway", lambda *a, **kw: CrashAfter(call, *a, **kw))
+            with pytest.raises(Crash):
+                workflow.run(JOIN, ctx)
+        assert "control-plane-join/etcd" not in ctx.completed
+        assert "kubelet-start" in ctx.completed
+        again = new_ctx()
+        workflow.run(JOIN, again, skip=tuple(ctx.completed))
+        assert_joined(srv, cp1, cp2, again.reporter.text())
+        assert "already lists this node's member" in again.reporter.text()

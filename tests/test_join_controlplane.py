@@ -184,3 +184,56 @@ def test_dry_run_writes_nothing(cluster: Cluster, root: Path) -> None:
         phase(ctx)
     assert tree_snapshot(root) == before
     assert KEY not in ctx.reporter.text()
+
+
+def test_the_daemon_waits_for_the_certificates_to_be_uploaded(cluster: Cluster, root: Path) -> None:
+    """Without a deadline (the daemon's join), a missing kubeadm-certs is waited for, and said so."""
+    import math
+    import threading
+
+    from kbootd.config.model import Timeouts
+
+    cluster.srv.store.delete("secrets", "kubeadm-certs", "kube-system")
+    ctx = cp_join(cluster, root)
+    ctx.join = replace(ctx.join, timeouts=replace(ctx.join.timeouts, discovery=math.inf))
+    assert isinstance(ctx.join.timeouts, Timeouts)
+    cp.preflight(ctx)
+
+    def upload_later() -> None:
+        cluster.srv.wait_for(lambda: "waiting for the control plane's certificates" in ctx.reporter.text(), 10)
+        up = make_context(root=str(cluster.cp1), reporter=RecordingReporter(), init=InitConfig())
+        client = admin_client(up)
+        up.data.cluster_admins_ensured = True
+        try:
+            uploadcerts.upload(up, client, KEY)
+        finally:
+            client.close()
+
+    t = threading.Thread(target=upload_later)
+    t.start()
+    cp.download_certs(ctx)
+    t.join(10)
+    text = ctx.reporter.text()
+    assert 'waiting for the control plane\'s certificates (Secret kubeadm-certs): Secret "kubeadm-certs" was not found' in text
+    assert (root / "etc/kubernetes/pki/ca.key").read_bytes() == (cluster.cp1 / "etc/kubernetes/pki/ca.key").read_bytes()
+
+
+CP_PHASES = ("preflight/control-plane", "control-plane-prepare", "control-plane-prepare/download-certs",
+             "control-plane-prepare/certs", "control-plane-prepare/kubeconfig", "control-plane-prepare/control-plane",
+             "control-plane-join", "control-plane-join/etcd", "control-plane-join/mark-control-plane",
+             "wait-control-plane")
+
+
+@pytest.mark.parametrize("phase", CP_PHASES)
+def test_each_control_plane_phase_runs_alone_in_dry_run_from_the_cli(cluster: Cluster, root: Path, run_cli,
+                                                                    phase: str) -> None:
+    from kbootd.pin import pin_of
+
+    before = tree_snapshot(root)
+    rc, out, err = run_cli("join", "phase", phase, cluster.srv.server_address, "--token", "abcdef.0123456789abcdef",
+                           "--discovery-token-ca-cert-hash", pin_of(cluster.srv.ca_pem), "--control-plane",
+                           "--certificate-key", KEY, "--apiserver-advertise-address", "127.0.0.2",
+                           "--node-name", "cp-2", "--root", str(root), "--dry-run")
+    assert rc == 0, (out, err)
+    assert tree_snapshot(root) == before
+    assert KEY not in out + err

@@ -317,3 +317,18 @@ def test_generated_key_is_random_hex_and_redacted():
     assert a != b and len(a) == 64 and bytes.fromhex(a)
     assert a not in redact(f"key {a}")
 
+
+
+def test_dry_run_creates_nothing_and_shows_no_key(api, root, capsys):
+    seed_pki(root)
+    before = len(api.store.list("secrets", "kube-system"))
+    ctx = make_context(root=str(root), reporter=RecordingReporter(), dry_run=True,
+                       init=InitConfig(upload_certs=True, certificate_key=key_hex()),
+                       seams=Seams(now=lambda: NOW, skip_kubelet_check=True))
+    ctx.data.cluster_admins_ensured = True
+    uploadcerts.upload_phase(ctx)
+    out = ctx.reporter.text() + capsys.readouterr().out
+    assert len(api.store.list("secrets", "kube-system")) == before
+    assert key_hex() not in out
+    assert "[upload-certs] Using certificate key:\n<redacted>\n" in out
+    assert 'Would perform action CREATE on resource "secrets"' in out and "ca.key: <redacted>" in out

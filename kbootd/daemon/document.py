@@ -12,6 +12,9 @@
       apiVersion: kubeadm.k8s.io/v1beta4
       ...
     kubeadmConfigFile: /etc/kbootd/kubeadm.yaml   # or a path to one (not both)
+    controlPlaneJoin: true            # role control-plane only: join the existing control plane
+                                      # (never an election: exactly one control plane has it unset)
+    certificateKey: <64 hex digits>   # with controlPlaneJoin: decrypts kubeadm-certs (else pre-shared)
     supervise:
       interval: 30s
 
@@ -32,7 +35,13 @@ from typing import Any
 from kbootd.config import v1alpha1, v1beta4
 from kbootd.config import validate as v
 from kbootd.config.load import check_init, check_join, load_file
-from kbootd.config.model import BootstrapTokenSpec, InitConfig, JoinConfig, NodeRegistration
+from kbootd.config.model import (
+    BootstrapTokenSpec,
+    InitConfig,
+    JoinConfig,
+    JoinControlPlane,
+    NodeRegistration,
+)
 from kbootd.config.yamlsrc import MAX_INPUT_BYTES, load_data
 from kbootd.daemon.inputs import Gathered, Source, gather
 from kbootd.duration import parse_duration
@@ -48,7 +57,8 @@ DEFAULT_SUPERVISE_INTERVAL = 30.0
 ROLES = {"control-plane": "control-plane", "master": "control-plane", "worker": "worker", "node": "worker"}
 ENGINE_ROLE = {"control-plane": "init", "worker": "join"}
 KNOWN = ("apiVersion", "kind", "role", "token", "endpoint", "endpoints", "caCertHash", "caCertHashes",
-         "unsafeSkipCAVerification", "nodeName", "kubeadm", "kubeadmConfigFile", "supervise")
+         "unsafeSkipCAVerification", "nodeName", "kubeadm", "kubeadmConfigFile", "supervise",
+         "controlPlaneJoin", "certificateKey")
 Warn = Callable[[str], None]
 
 
@@ -63,11 +73,15 @@ class Document:
     kubeadm: str | None = None  # embedded configuration text
     kubeadm_file: str | None = None
     supervise_interval: float = DEFAULT_SUPERVISE_INTERVAL
+    control_plane_join: bool = False
+    certificate_key: str | None = None  # a secret: only from a root-only file
     origin: dict[str, str] = field(default_factory=dict)  # field -> where its value came from
     looked: str = ""  # every place kbootd looked, for "not found" errors
 
     @property
     def engine_role(self) -> str:
+        if self.role == "control-plane" and self.control_plane_join:
+            return "join"
         return ENGINE_ROLE[self.role or "worker"]
 
     def summary(self) -> str:
@@ -85,6 +99,9 @@ class Document:
             parts.append(f"node name {self.node_name}")
         if self.kubeadm or self.kubeadm_file:
             parts.append(f"kubeadm configuration from {self.origin.get('kubeadm') or self.kubeadm_file}")
+        if self.control_plane_join:
+            parts.append("joins the existing control plane" + (" (certificate key given)" if self.certificate_key
+                                                              else " (pre-shared certificates)"))
         return ", ".join(parts)
 
 
@@ -254,6 +271,10 @@ def parse_source(src: Source, host: Host) -> dict[str, tuple[Any, str]]:
             if not path.startswith("/"):
                 raise ValidationError(f"{at}: {path!r}: expected an absolute path")
             put("kubeadmConfigFile", path, key)
+        elif key == "controlPlaneJoin":
+            put("controlPlaneJoin", _bool(value, at), key)
+        elif key == "certificateKey":
+            put("certificateKey", v.certificate_key(_str(value, at), at), key)
         elif key == "supervise":
             if not isinstance(value, dict) or set(value) - {"interval"}:
                 raise ValidationError(f"{at}: expected a mapping with interval (e.g. interval: 30s)")
@@ -296,6 +317,7 @@ def merge(gathered: Gathered, host: Host) -> Document:
         node_name=values.get("nodeName"), kubeadm=values.get("kubeadm"),
         kubeadm_file=values.get("kubeadmConfigFile"),
         supervise_interval=values.get("superviseInterval", DEFAULT_SUPERVISE_INTERVAL),
+        control_plane_join=values.get("controlPlaneJoin", False), certificate_key=values.get("certificateKey"),
         origin=origin, looked=gathered.looked_text(),
     )
 
@@ -396,6 +418,9 @@ def init_config(doc: Document, host: Host, warn: Warn) -> InitConfig:
             warn(f"{doc.origin['endpoints']}: a control plane uses the first endpoint, "
                  f"{doc.endpoints[0]}, as its controlPlaneEndpoint")
         cfg = replace(cfg, cluster=replace(cfg.cluster, control_plane_endpoint=doc.endpoints[0]))
+    if doc.certificate_key:
+        # The first control plane uploads the shared certificates with the key the others were given.
+        cfg = replace(cfg, certificate_key=doc.certificate_key, upload_certs=True)
     check_init(cfg, doc.origin.get("kubeadm") or "kbootd document")
     return cfg
 
@@ -425,15 +450,29 @@ def join_config(doc: Document, host: Host, warn: Warn) -> JoinConfig:
             source=doc.origin.get("token", "kbootd document"),
         )
         check_join(cfg, "kbootd document")
-    # The daemon waits for its control plane without a deadline; join's discovery retries forever.
-    return replace(cfg, timeouts=replace(cfg.timeouts, discovery=math.inf))
+    if doc.control_plane_join:
+        cp = cfg.control_plane or JoinControlPlane()
+        cfg = replace(cfg, control_plane=replace(cp, certificate_key=doc.certificate_key or cp.certificate_key))
+    # The daemon waits for its control plane without a deadline; join's discovery retries forever, and a
+    # joining control plane waits as long for the shared certificates and a healthy etcd.
+    forever = {"discovery": math.inf}
+    if cfg.control_plane is not None:
+        forever["etcd_api_call"] = math.inf
+    return replace(cfg, timeouts=replace(cfg.timeouts, **forever))
 
 
 def build(doc: Document, host: Host, warn: Warn) -> InitConfig | JoinConfig:
     if doc.role is None:
         raise _missing("role for this node", "role", "control-plane (alias master) or worker "
                        "(alias node)", doc, "kbootd-role")
-    return init_config(doc, host, warn) if doc.role == "control-plane" else join_config(doc, host, warn)
+    if doc.control_plane_join and doc.role != "control-plane":
+        raise ValidationError(f"{doc.origin.get('controlPlaneJoin')}: controlPlaneJoin is for role control-plane; "
+                              f"this node's role is {doc.role} ({doc.origin.get('role')})")
+    if doc.certificate_key and doc.role != "control-plane":
+        raise ValidationError(f"{doc.origin.get('certificateKey')}: certificateKey is for control planes only")
+    if doc.role == "control-plane" and not doc.control_plane_join:
+        return init_config(doc, host, warn)
+    return join_config(doc, host, warn)
 
 
 def fingerprint(doc: Document, host: Host) -> str:
@@ -454,4 +493,7 @@ def fingerprint(doc: Document, host: Host) -> str:
         # Redacted first: an embedded InitConfiguration may list bootstrap tokens.
         "kubeadm": hashlib.sha256(redact(emb).encode()).hexdigest() if emb is not None else None,
     }
+    if doc.control_plane_join or doc.certificate_key:  # only then, so older fingerprints stay the same
+        material["control_plane_join"] = doc.control_plane_join
+        material["certificate_key"] = hashlib.sha256((doc.certificate_key or "").encode()).hexdigest()
     return "sha256:" + hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()

@@ -94,7 +94,7 @@ def _document_file(host: Host, path: str) -> Source | None:
     where = {k: f"{path}:{doc.line((k,))}: {k}" for k in doc.data}
     mode, uid = _stat(host, path)
     return Source(path, path, dict(doc.data), where, header=True,
-                  holds_secret=holds_token(text), mode=mode, uid=uid)
+                  holds_secret=holds_token(text) or "certificateKey" in text, mode=mode, uid=uid)
 
 
 def _user_data(host: Host, gathered: Gathered) -> None:
@@ -127,7 +127,7 @@ def _user_data(host: Host, gathered: Gathered) -> None:
             mode, uid = _stat(host, path)
             gathered.sources.append(Source(
                 name, path, dict(value), {k: f"{path}: kbootd.{k}" for k in value},
-                holds_secret=holds_token(json.dumps(value, default=str)),
+                holds_secret=holds_token(json.dumps(value, default=str)) or "certificateKey" in json.dumps(value, default=str),
                 mode=mode, uid=uid))
         return  # the first file present is authoritative: both hold the same user-data
 
@@ -169,8 +169,6 @@ def _metadata(host: Host, gathered: Gathered) -> None:
         data = json.loads(text)
     except (ValueError, RecursionError) as e:  # nested past Python's recursion limit: refused too
         raise ValidationError(f"{path}: not valid JSON: {e}") from None
-    except RecursionError:  # deeply nested instance data
-        raise ValidationError(f"{path}: not valid JSON: nested too deeply") from None
     found: dict[str, Any] = {}
     where: dict[str, str] = {}
     for base, md in metadata_maps(data.get("ds") if isinstance(data, dict) else None):
@@ -185,7 +183,7 @@ def _metadata(host: Host, gathered: Gathered) -> None:
     gathered.looked.append(f"datasource metadata kbootd-* in {path} (found)")
     mode, uid = _stat(host, path)
     gathered.sources.append(Source(f"datasource metadata ({path})", path, found, where,
-                                   holds_secret="token" in found, mode=mode, uid=uid))
+                                   holds_secret="token" in found or "certificateKey" in found, mode=mode, uid=uid))
 
 
 def gather(host: Host) -> Gathered:

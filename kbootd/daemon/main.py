@@ -108,7 +108,7 @@ class Daemon:
 
         cfg = document.build(doc, self.host, lambda m: self.warn(m, "config"))
         state = self.reconcile(state, doc, fp)
-        if doc.role == "control-plane":
+        if doc.engine_role == "init":  # a joining control plane checks its CA against the cluster instead
             check_ca_pin(self.host, cfg, doc)
         self.backoff(state, doc)
         return self.bootstrap(state, doc, cfg, lock)
@@ -171,7 +171,7 @@ class Daemon:
         state.status, state.failures, state.last_error = st.DONE, 0, None
         state.finished_at = time.time()
         st.save(self.host, state)
-        verb = "initialised" if doc.role == "control-plane" else "joined"
+        verb = "initialised" if doc.engine_role == "init" else "joined"
         text = f"{doc.role} {state.node_name} {verb} {state.endpoint}"
         self.journal.log("ready", text, phase="")
         return self.ready(state, text, doc.supervise_interval, lock)

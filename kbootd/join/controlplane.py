@@ -15,6 +15,7 @@ The shared CAs are never generated here: a control plane with a CA of its own wo
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Any
 
@@ -30,6 +31,7 @@ from kbootd.pin import pin_of
 from kbootd.pki import certlist, files
 from kbootd.pki import certs as pki_certs
 from kbootd.pki import phase as pki_phase
+from kbootd.retry import DEFAULT_BACKOFF, retry
 
 PREFLIGHT = "preflight"
 DOWNLOAD = "download-certs"
@@ -123,7 +125,11 @@ def download_certs(ctx: Any) -> None:
     expected = pin_of(pki_certs.load_cert_chain_pem(cluster.ca_pem, "the discovered cluster CA")[0])
     client = bootstrap_client(ctx)
     try:
-        uploadcerts.download(ctx, client, key, source="--certificate-key", expected_pin=expected)
+        # kubeadm fails at once when the Secret is missing; the daemon (no deadline) waits for the first
+        # control plane to upload it, saying so in its status.
+        wait(ctx, lambda: uploadcerts.download(ctx, client, key, source="--certificate-key", expected_pin=expected),
+             "waiting for the control plane's certificates (Secret kubeadm-certs)", DOWNLOAD,
+             retryable=lambda e: isinstance(e, uploadcerts.CertsNotUploaded))
     finally:
         client.close()
     ctx.reporter.info(DOWNLOAD, f'Saving the certificates to the folder: "{ctx.cfg.cluster.certificates_dir}"')
@@ -135,23 +141,31 @@ def check_preshared(ctx: Any) -> None:
     sharedpki.check_against_cluster(ctx, ctx.data.cluster.ca_pem)
 
 
-def require_shared(ctx: Any) -> None:
-    """Refuse to continue without the shared CAs: init's certs phase would generate new ones."""
+def require_shared(ctx: Any) -> bool:
+    """Refuse to continue without the shared CAs: init's certs phase would generate new ones.
+    False in a dry run that lacks them (download-certs did not really run): the caller only says
+    what it would do."""
     cfg = ctx.cfg
     bases = list(SHARED_CAS) + (["etcd/ca"] if cfg.cluster.etcd_local is not None else [])
     missing = [p for b in bases for p in (files.crt_path(ctx, b), files.key_path(ctx, b))
                if not ctx.host.exists(p)]
     missing += [p for p in (files.key_path(ctx, "sa"), files.pub_path(ctx, "sa")) if not ctx.host.exists(p)]
-    if missing and not ctx.dry_run:
+    if missing and ctx.dry_run:
+        return False
+    if missing:
         raise SecurityError(
             f"the control plane's shared certificates are missing: {', '.join(missing)}; refusing to generate new "
             "certificate authorities on a joining control plane",
             hint="run the download-certs phase with --certificate-key, or pre-share them")
+    return True
 
 
 def certs(ctx: Any) -> None:
     init_view(ctx)
-    require_shared(ctx)
+    if not require_shared(ctx):
+        ctx.reporter.out("[dryrun] Would generate this node's certificates (apiserver, etcd, front-proxy client...) "
+                         "from the shared certificate authorities download-certs brings")
+        return
     pki_phase.certs(ctx)
     for spec in certlist.cert_list(ctx):
         pki_phase.ensure_cert(ctx, spec)
@@ -160,6 +174,10 @@ def certs(ctx: Any) -> None:
 
 def kubeconfigs(ctx: Any) -> None:
     init_view(ctx)
+    if not require_shared(ctx):
+        ctx.reporter.out(f"[dryrun] Would write {', '.join(k + '.conf' for k in KUBECONFIGS)} signed by the "
+                         "cluster CA download-certs brings")
+        return
     kubeconfig.kubeconfig(ctx)
     for name in KUBECONFIGS:
         kubeconfig.ensure(ctx, kubeconfig.BY_NAME[name])
@@ -190,11 +208,23 @@ def etcd(ctx: Any) -> None:
         return
     client = apiclient.client_for(ctx)
     try:
-        endpoints = members.endpoints_from_cluster(client)
+        endpoints = wait(ctx, lambda: members.endpoints_from_cluster(client), "waiting for the etcd members' "
+                         "Pods to announce their client URLs", "etcd", deadline=ctx.cfg.timeouts.etcd_api_call)
     finally:
         if client is not ctx.data.api_client:
             client.close()
     members.run(ctx, endpoints)
+
+
+def wait(ctx: Any, fn: Any, what: str, phase: str, *, deadline: float | None = None, retryable: Any = None) -> Any:
+    """kbootd.retry with the join's backoff; without a deadline given: forever in the daemon (discovery
+    has none there), once on the command line."""
+    if deadline is None:
+        if not math.isinf(ctx.join.timeouts.discovery):
+            return fn()  # the command line: kubeadm's error at once, not a timeout
+        deadline = math.inf
+    return retry(fn, what=what, deadline=deadline, backoff=ctx.seams.backoff or DEFAULT_BACKOFF, timing=ctx.seams,
+                 on_retry=lambda a, c, n: ctx.reporter.retry(phase, a, f"{what}: {c}", n), retryable=retryable)
 
 
 def mark_control_plane(ctx: Any) -> None:
