@@ -261,3 +261,20 @@ def build(server: str, ca_pem: bytes | str, cluster_name: str, user: str,
         "users": [{"name": user, "user": creds}],
     }
     return yaml.safe_dump(doc, sort_keys=True, default_flow_style=False)
+
+
+def replace_client_certificate(text: str | bytes, where: str, cert_pem: bytes) -> str:
+    """The same kubeconfig with the current context's user holding a new client certificate
+    (certificate renewal: everything else, the key included, stays as it was)."""
+    import yaml
+
+    doc = load_document(text, where)
+    kc = from_document(doc, where)
+    for item in doc.get("users") or []:
+        if item.get("name") == kc.user_name:
+            user = item.setdefault("user", {})
+            if user.get("client-certificate-data") is None:
+                raise ValidationError(f"{where}: user {kc.user_name!r} has no embedded client certificate to renew")
+            user["client-certificate-data"] = _b64(cert_pem)
+            return yaml.safe_dump(doc, sort_keys=True, default_flow_style=False)
+    raise ValidationError(f"{where}: the current context has no user with a client certificate")

@@ -84,6 +84,8 @@ def test_role_aliases(host, given, expect):
     ({"supervise": {"interval": "0.5s"}}, "at least 1s"),
     ({"supervise": {"interval": "soon"}}, "not a duration"),
     ({"supervise": {"every": "1m"}}, "expected a mapping with interval"),
+    ({"supervise": {"renewBefore": "10m"}}, "supervise.renewBefore: must be at least 1h"),
+    ({"supervise": {"caWarnBefore": "soon"}}, "not a duration"),
     ({"tokn": TOKEN}, "unknown field 'tokn'"),
     ({"apiVersion": "kbootd.io/v2", "kind": "KbootdConfiguration"}, "expected apiVersion: kbootd.io/v1alpha1"),
 ])
@@ -230,3 +232,11 @@ def test_fingerprint_and_summary_hold_no_secret(host):
 def test_parsed_token_is_registered_for_redaction(host):
     merged(host, src({"token": "qwerty.zyxwvutsrqponmlk"}))
     assert redact("x zyxwvutsrqponmlk y") == "x <redacted> y"
+
+
+def test_certificate_windows_default_and_take_days_or_durations(host):
+    d = merged(host, src({"role": "worker"}))
+    assert (d.renew_before, d.ca_warn_before) == (90 * 86400, 365 * 86400)
+    d = merged(host, src({"supervise": {"renewBefore": "30d", "caWarnBefore": "4380h"}}))
+    assert (d.renew_before, d.ca_warn_before) == (30 * 86400, 182.5 * 86400)
+    assert d.origin["renewBefore"].endswith("supervise")

@@ -11,6 +11,7 @@ import threading
 import pytest
 
 from kbootd.daemon import main as daemon_main
+from kbootd.daemon import supervise
 from kbootd.daemon.ca import generate
 from kbootd.errors import PERMANENT_EXIT_CODES, PreflightError, SecurityError
 from kbootd.phases import WORKFLOWS
@@ -317,6 +318,9 @@ def test_ready_then_execs_the_lean_supervisor(root, notify, monkeypatch):
     assert run(root, no_supervise=False) == 0
     argv = seen["argv"]
     assert argv[1:3] == ["-m", "kbootd.daemon.supervise"] and argv[argv.index("--interval") + 1] == "120"
+    # the certificate settings go along; a worker's configuration has no certificates directory
+    assert argv[argv.index("--renew-before") + 1] == "7776000" and "--ca-warn-before" in argv
+    assert "--cert-dir" not in argv
     assert seen["inheritable"] and seen["env"]["NOTIFY_SOCKET"].endswith("notify.sock")
     assert "NOTIFY_SOCKET" not in os.environ
 
@@ -390,3 +394,16 @@ def test_a_mistyped_state_file_stops_the_daemon_for_good_naming_it(root, notify,
     assert (s["state"], s["will_retry"], s["exit_code"]) == ("failed", False, 3)
     assert "/var/lib/kbootd/state.json" in s["error"] and field in s["error"]
     assert (root / "var/lib/kbootd/state.json").read_text() == text
+
+
+def test_supervise_args_carry_the_control_planes_certificate_settings():
+    from types import SimpleNamespace
+
+    from kbootd.daemon.document import Document
+
+    doc = Document(role="control-plane", renew_before=86400 * 30)
+    cfg = SimpleNamespace(cluster=SimpleNamespace(certificates_dir="/srv/pki", cert_validity=3600.0 * 24 * 100))
+    assert daemon_main.supervise_args(doc, cfg) == ["--renew-before", "2592000", "--ca-warn-before", "31536000",
+                                                    "--cert-dir", "/srv/pki", "--cert-validity", "8640000"]
+    args = supervise._args(["--renew-before", "2592000", "--cert-dir", "/srv/pki"])
+    assert (args.renew_before, args.cert_dir, args.cert_validity) == (2592000.0, "/srv/pki", 8760 * 3600.0)

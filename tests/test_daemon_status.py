@@ -2,6 +2,7 @@ import argparse
 import io
 import json
 import os
+import re
 
 import pytest
 
@@ -111,3 +112,23 @@ def test_dead_daemon_is_reported(host, monkeypatch):
 
 def test_alive():
     assert s._alive(os.getpid()) and not s._alive(None) and not s._alive(-1)
+
+
+def test_status_shows_the_nearest_certificate_expiry(root, capsys):
+    from datetime import timedelta
+
+    from tests.keycache import cached_keys
+    from tests.pkitools import make_pki
+
+    host = Host(Paths.rooted(root))
+    st.save(host, st.State(role="control-plane", status=st.DONE, node_name="cp-1", endpoint="https://10.0.0.10:6443"))
+    with cached_keys():
+        make_pki(root, age=timedelta(days=10))
+    args = argparse.Namespace(root=str(root), output="text", wait=False, timeout=None)
+    assert s.command(args) == 0
+    out = capsys.readouterr().out
+    line = next(ln for ln in out.splitlines() if ln.startswith("certificates:"))
+    assert re.fullmatch(r"certificates: nearest expiry (apiserver|admin\.conf) on \d{4}-\d\d-\d\d \d\d:\d\d UTC \(35[45]d\)", line)
+    args.output = "json"
+    s.command(args)
+    assert json.loads(capsys.readouterr().out)["certs"]["nearest"] in ("apiserver", "admin.conf")

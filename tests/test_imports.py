@@ -28,6 +28,9 @@ ALLOWED_LOCAL_KBOOTD = {
     # (daemon/health.py) read kubeconfigs through kbootd.kubeconfigfile but never parse their
     # CA as a certificate; only Kubeconfig.ca_cert does (kubeconfig phase, discovery).
     ("kubeconfigfile.py", "kbootd.pki.certs"),
+    # kbootd.pki.renew imports cryptography: the lean supervisor's certificate pass reads
+    # expiry dates with kbootd.pki.derdates and signs only when something is due.
+    ("daemon/certrenewal.py", "kbootd.pki.renew"),
 }
 
 # Third-party packages a function may import: heavy ones, paid only by the code that uses them.

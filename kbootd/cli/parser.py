@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from kbootd.cli import certsparser
 from kbootd.errors import ValidationError
 from kbootd.tokenshape import TOKEN_FORMAT
 
@@ -260,6 +261,10 @@ def build(only: str | None = None) -> argparse.ArgumentParser:
         g.add_argument("--control-plane", action="store_true",
                        help="everything control planes share: cluster CA, front-proxy CA, etcd CA, sa.key/sa.pub")
         g.set_defaults(_handler="kbootd.daemon.ca:command")
+    if (p := cmd("certs", certsparser.CERTS_HELP, f"{certsparser.HANDLERS}:missing_subcommand")):
+        certsparser.add_certs(p, KbootdArgumentParser)
+    if (p := cmd("kubeconfig", certsparser.KUBECONFIG_HELP, f"{certsparser.HANDLERS}:missing_subcommand")):
+        certsparser.add_kubeconfig(p, KbootdArgumentParser)
     if (p := cmd("completion", "Print shell completion code (bash or zsh)", "kbootd.cli.completion:completion")):
         p.add_argument("shell", choices=("bash", "zsh"))
     if (p := cmd("version", "Print the version of kbootd", "kbootd.cli.commands:version")):
@@ -267,4 +272,5 @@ def build(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = ("init", "join", "reset", "token", "config", "phase", "run", "status", "ca", "completion", "version")
+COMMANDS = ("init", "join", "reset", "token", "config", "phase", "run", "status", "ca", "certs", "kubeconfig",
+            "completion", "version")

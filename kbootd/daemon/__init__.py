@@ -63,6 +63,11 @@ KBOOTD_EVENT, KBOOTD_ATTEMPT (retry count in the phase, else 0), KBOOTD_DURATION
     ready         5fd83c6deb904bb8a1903c8e109aa785  5         READY=1: initialised or joined
     health        584717e1902547208027fc58f6db411a  6 / 4     supervisor: the health line changed
     stopping      d3aa2bf667ac41cbb6ba0ab7bc3917a5  5         SIGTERM
+    cert-renewed  f37bd6a932004bcd873c9dba3134b652  6         supervisor: a certificate renewed
+    cert-restart  2b1ad89b9fb6483bae7d34e3a6845c0a  6         supervisor: a static Pod restarted to load it
+    cert-expiring 8fa673a927034bed90dba21fe0720bc9  4         a CA nears expiry, an External CA leaf is due,
+                                                              or the kubelet did not rotate its certificate
+    cert-failed   bdf39eaedad24b82bf7264122c38e82d  3         a renewal or restart failed (next pass retries)
 
 e.g. `journalctl -u kbootd KBOOTD_EVENT=retry -o verbose` or
 `journalctl MESSAGE_ID=5fd83c6deb904bb8a1903c8e109aa785`. Not under systemd (no

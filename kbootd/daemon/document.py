@@ -17,6 +17,8 @@
     certificateKey: <64 hex digits>   # with controlPlaneJoin: decrypts kubeadm-certs (else pre-shared)
     supervise:
       interval: 30s
+      renewBefore: 90d                # renew leaf certificates this long before they expire
+      caWarnBefore: 365d              # warn when a CA has less than this left
 
 Document fields override the same settings of the embedded kubeadm configuration. Every
 value remembers where it came from, so an error names the file (and line) to fix.
@@ -43,6 +45,7 @@ from kbootd.config.model import (
     NodeRegistration,
 )
 from kbootd.config.yamlsrc import MAX_INPUT_BYTES, load_data
+from kbootd.daemon import certrenewal
 from kbootd.daemon.inputs import Gathered, Source, gather
 from kbootd.duration import parse_duration
 from kbootd.errors import ValidationError
@@ -75,6 +78,8 @@ class Document:
     supervise_interval: float = DEFAULT_SUPERVISE_INTERVAL
     control_plane_join: bool = False
     certificate_key: str | None = None  # a secret: only from a root-only file
+    renew_before: float = certrenewal.DEFAULT_RENEW_BEFORE
+    ca_warn_before: float = certrenewal.DEFAULT_CA_WARN_BEFORE
     origin: dict[str, str] = field(default_factory=dict)  # field -> where its value came from
     looked: str = ""  # every place kbootd looked, for "not found" errors
 
@@ -276,8 +281,12 @@ def parse_source(src: Source, host: Host) -> dict[str, tuple[Any, str]]:
         elif key == "certificateKey":
             put("certificateKey", v.certificate_key(_str(value, at), at), key)
         elif key == "supervise":
-            if not isinstance(value, dict) or set(value) - {"interval"}:
-                raise ValidationError(f"{at}: expected a mapping with interval (e.g. interval: 30s)")
+            if not isinstance(value, dict) or set(value) - {"interval", "renewBefore", "caWarnBefore"}:
+                raise ValidationError(f"{at}: expected a mapping with interval, renewBefore and/or caWarnBefore "
+                                      "(e.g. interval: 30s, renewBefore: 90d)")
+            for name in ("renewBefore", "caWarnBefore"):
+                if name in value:
+                    put(name, certrenewal.parse_window(value[name], f"{at}.{name}"), key)
             if "interval" in value:
                 secs = parse_duration(value["interval"], what=f"{at}.interval")
                 if secs < 1:
@@ -318,6 +327,8 @@ def merge(gathered: Gathered, host: Host) -> Document:
         kubeadm_file=values.get("kubeadmConfigFile"),
         supervise_interval=values.get("superviseInterval", DEFAULT_SUPERVISE_INTERVAL),
         control_plane_join=values.get("controlPlaneJoin", False), certificate_key=values.get("certificateKey"),
+        renew_before=values.get("renewBefore", certrenewal.DEFAULT_RENEW_BEFORE),
+        ca_warn_before=values.get("caWarnBefore", certrenewal.DEFAULT_CA_WARN_BEFORE),
         origin=origin, looked=gathered.looked_text(),
     )
 

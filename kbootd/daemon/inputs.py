@@ -167,7 +167,9 @@ def _metadata(host: Host, gathered: Gathered) -> None:
         return
     try:
         data = json.loads(text)
-    except (ValueError, RecursionError) as e:  # nested past Python's recursion limit: refused too
+    except RecursionError:  # deeply nested instance data
+        raise ValidationError(f"{path}: not valid JSON: nested too deeply") from None
+    except ValueError as e:
         raise ValidationError(f"{path}: not valid JSON: {e}") from None
     found: dict[str, Any] = {}
     where: dict[str, str] = {}

@@ -32,6 +32,10 @@ MESSAGE_IDS: dict[str, str] = {
     "ready": "5fd83c6deb904bb8a1903c8e109aa785",
     "health": "584717e1902547208027fc58f6db411a",
     "stopping": "d3aa2bf667ac41cbb6ba0ab7bc3917a5",
+    "cert-renewed": "f37bd6a932004bcd873c9dba3134b652",
+    "cert-restart": "2b1ad89b9fb6483bae7d34e3a6845c0a",
+    "cert-expiring": "8fa673a927034bed90dba21fe0720bc9",
+    "cert-failed": "bdf39eaedad24b82bf7264122c38e82d",
 }
 
 # syslog priorities

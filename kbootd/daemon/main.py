@@ -174,15 +174,17 @@ class Daemon:
         verb = "initialised" if doc.engine_role == "init" else "joined"
         text = f"{doc.role} {state.node_name} {verb} {state.endpoint}"
         self.journal.log("ready", text, phase="")
-        return self.ready(state, text, doc.supervise_interval, lock)
+        return self.ready(state, text, doc.supervise_interval, lock, supervise_args(doc, cfg))
 
     def already_done(self, state: st.State, lock: InstanceLock) -> int:
         self.journal.role = state.role or ""
         self.board.update(role=state.role, node=state.node_name, endpoint=state.endpoint)
         interval = None
+        extra: list[str] = []
         try:
             doc, fp = self.read_inputs()
             interval = doc.supervise_interval
+            extra = supervise_args(doc, _quiet_config(doc, self.host))
             if fp != state.fingerprint:
                 self.warn("the settings changed since this node was set up; kbootd does not run init or "
                           "join again on a set-up node (run `kbootd reset` first to redo it)", "inputs")
@@ -198,9 +200,10 @@ class Daemon:
         text = f"{state.role} {state.node_name} {verb} {state.endpoint}"
         self.journal.log("ready", f"{text} (set up earlier; not running {'init' if verb == 'initialised' else 'join'} again)")
 
-        return self.ready(state, text, interval or DEFAULT_SUPERVISE_INTERVAL, lock)
+        return self.ready(state, text, interval or DEFAULT_SUPERVISE_INTERVAL, lock, extra)
 
-    def ready(self, state: st.State, text: str, interval: float, lock: InstanceLock) -> int:
+    def ready(self, state: st.State, text: str, interval: float, lock: InstanceLock,
+              extra: list[str] | None = None) -> int:
         self.heartbeat.extending = False
         if self.notice:
             text = f"{text}; warning: {self.notice}"
@@ -209,7 +212,7 @@ class Daemon:
                           endpoint=state.endpoint, error=None, exit_code=0, will_retry=False)
         if not self.supervise:
             return 0
-        exec_supervisor(self, lock, interval)
+        exec_supervisor(self, lock, interval, extra or [])
         return 0  # only reached when exec is stubbed out (tests)
 
 
@@ -251,12 +254,31 @@ def _endpoint(ctx: Any, doc: Document) -> str:
     return ep if str(ep).startswith("https://") else f"https://{ep}"
 
 
-def exec_supervisor(d: Daemon, lock: InstanceLock, interval: float) -> None:
+def supervise_args(doc: Document, cfg: Any) -> list[str]:
+    """The supervisor's certificate settings: the renewal window and CA warning from kbootd.yaml,
+    the certificates directory and leaf validity from the kubeadm configuration (if any)."""
+    out = ["--renew-before", f"{doc.renew_before:.0f}", "--ca-warn-before", f"{doc.ca_warn_before:.0f}"]
+    cluster = getattr(cfg, "cluster", None)
+    if cluster is not None:
+        out += ["--cert-dir", cluster.certificates_dir, "--cert-validity", f"{cluster.cert_validity:.0f}"]
+    return out
+
+
+def _quiet_config(doc: Document, host: Host) -> Any:
+    """A set-up node's configuration, for its settings only: None when it no longer builds
+    (the node keeps being supervised with the defaults), and its warnings are not repeated."""
+    try:
+        return document.build(doc, host, lambda m: None)
+    except KbootdError:
+        return None
+
+
+def exec_supervisor(d: Daemon, lock: InstanceLock, interval: float, extra: list[str] | None = None) -> None:
     """Replace this process (same PID) with the lean supervisor, keeping the lock and NOTIFY_SOCKET."""
 
     fd = lock.keep_across_exec()
     argv = [sys.executable, "-m", "kbootd.daemon.supervise", "--root", str(d.paths.root),
-            "--lock-fd", str(fd), "--interval", f"{interval:g}", "--verbosity", str(d.verbosity)]
+            "--lock-fd", str(fd), "--interval", f"{interval:g}", "--verbosity", str(d.verbosity), *(extra or [])]
     env = d.notifier.child_environ()
     pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(kbootd.__file__)))
     if not pkg_parent.endswith(("site-packages", "dist-packages")):

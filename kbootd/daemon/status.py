@@ -14,8 +14,10 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TextIO
 
+from kbootd.daemon import certrenewal
 from kbootd.daemon import state as st
 from kbootd.duration import parse_duration
 from kbootd.hostio import Host
@@ -128,6 +130,8 @@ def render(data: dict[str, Any]) -> str:
     health = data.get("health") or {}
     if health:
         lines.append("health: " + ", ".join(f"{k} {v}" for k, v in health.items()))
+    if isinstance(data.get("certs"), dict) and (cert_line := certrenewal.status_line(data["certs"])):
+        lines.append(cert_line)
     if data.get("state") == FAILED:
         lines.append("will retry: " + ("yes (systemd restarts kbootd)" if data.get("will_retry")
                                        else "no (fix the input, then `systemctl restart kbootd`)"))
@@ -161,6 +165,11 @@ def command(args: argparse.Namespace, out: TextIO | None = None) -> int:
             out.write("\n")
     else:
         data = effective(host, read(host))
+    if data.get("state") in (DONE, STOPPED) and not data.get("certs"):
+        # Read from disk when the supervisor has not said (not running, or before its first pass).
+        certs = certrenewal.nearest_on_disk(host, datetime.now(timezone.utc))
+        if certs:
+            data["certs"] = certs
     if getattr(args, "output", None) == "json":
         out.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
     else:
