@@ -31,6 +31,15 @@ def print_join_command(ctx: Context) -> None:
     endpoint = ctx.data.endpoint
     text = str(tok) if ctx.dry_run else tok.full
     out = sys.stdout
+    key = ctx.data.known("certificate_key")
+    if key and ctx.cfg.cluster.control_plane_endpoint:
+        # As kubeadm after --upload-certs: the control planes' command first, with the key it used.
+        shown = "<redacted>" if ctx.dry_run else key
+        out.write("\nYou can now join any number of control-plane nodes by running the following on each as root:\n\n")
+        out.write("  " + join_command(endpoint, text, pin) + f" \\\n\t--control-plane --certificate-key {shown}\n\n")
+        out.write("Please note that the certificate-key gives access to cluster sensitive data, keep it secret!\n"
+                  "As a safeguard, uploaded-certs will be deleted in two hours; if necessary, you can use\n"
+                  '"kbootd init phase upload-certs --upload-certs" to reload certs afterward.\n')
     out.write("\nYou can now join any number of worker nodes by running the following on each as root:\n\n")
     out.write("  " + join_command(endpoint, text, pin) + "\n\n")
     out.write("or, with kubeadm:\n\n")

@@ -33,6 +33,7 @@ class PhaseData:
         self.dirs_made: set[str] = set()  # directories made this run (a dry run announces each once)
         self.memfiles: list[Any] = []  # sealed memory files that must live as long as the run
         self.preflight_facts: Any = None
+        self.certificate_key: str | None = None  # upload-certs' key, for the control-plane join command
         # join: what kubelet-start read from the cluster (absent when it did not run in this process)
         self.cluster_configuration: ClusterConfig | None = None
         self.cluster_cgroup_driver: str | None = None

@@ -14,6 +14,7 @@ from kbootd.errors import ValidationError
 from kbootd.hostio import Host
 from kbootd.paths import Paths
 from kbootd.redact import redact
+from tests.test_daemon_main import notify  # noqa: F401 - fixture
 
 TOKEN = "abcdef.0123456789abcdef"
 PIN = "sha256:" + "ab" * 32
@@ -98,3 +99,31 @@ def test_fingerprint_changes_with_the_join_setting_but_not_for_older_documents(h
     fp = lambda d: document.fingerprint(document.merge(Gathered([src(d)], ["(t)"]), host), host)  # noqa: E731
     assert fp(base) != fp({**base, "controlPlaneJoin": True})
     assert KEY not in fp({**base, "controlPlaneJoin": True, "certificateKey": KEY})
+
+
+def test_the_daemon_runs_join_for_a_joining_control_plane(root, notify):  # noqa: F811
+    """With controlPlaneJoin the daemon runs the join workflow (not init, and not the CA pin check init
+    does) with the control plane's settings, waits forever, and says what it waits for."""
+    import json
+
+    from tests import test_daemon_main as dm
+
+    with pytest.MonkeyPatch.context() as mp:
+        dm.CALLS.clear()
+        dm.SEEN.clear()
+        mp.setitem(dm.WORKFLOWS, "join", dm.JOIN)
+        mp.setitem(dm.WORKFLOWS, "init", dm.INIT)
+        mp.setattr(dm.daemon_main, "_sleep", lambda s: None)
+        dm.write(root, "/etc/kbootd/kbootd.yaml", "apiVersion: kbootd.io/v1alpha1\nkind: KbootdConfiguration\n"
+                 + "".join(f"{k}: {json.dumps(v)}\n" for k, v in {**JOINER, "certificateKey": KEY}.items()))
+        # A CA that is not the pinned one: init would refuse it; a joiner leaves it to download-certs.
+        dm.write(root, "/etc/kubernetes/pki/ca.crt", dm.generate().cert_pem, 0o644)
+        assert dm.run(root) == 0
+    assert dm.CALLS == ["discovery", "kubelet-start"]
+    cfg = dm.SEEN["cfg"]
+    assert cfg.control_plane.certificate_key == KEY and cfg.timeouts.etcd_api_call == math.inf
+    msgs = notify()
+    assert any("join: discovery: waiting for" in m for m in msgs)
+    assert any("control-plane cp-2 joined" in m for m in msgs), msgs
+    text = (root / "run/kbootd/status.json").read_text() + (root / "var/lib/kbootd/state.json").read_text()
+    assert KEY not in text and KEY not in "".join(msgs)

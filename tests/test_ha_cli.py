@@ -96,3 +96,30 @@ def test_join_control_plane_needs_a_control_plane_endpoint(initialized: Cluster,
     assert rc == 2, (out, err)
     assert "doesn't have a stable controlPlaneEndpoint" in err
     assert KEY not in out + err
+
+
+def test_init_prints_the_control_plane_join_command_after_upload_certs(root: Path, capsys: Any) -> None:
+    from kbootd.cluster import sharedpki
+    from kbootd.config.model import BootstrapTokenSpec, ClusterConfig, InitConfig
+    from kbootd.context import make_context
+    from kbootd.joincmd import print_join_command
+    from kbootd.report import RecordingReporter
+    from kbootd.token import BootstrapToken
+
+    m = sharedpki.generate()
+    ca = next(f for f in m.files if f.path.endswith("/ca.crt"))
+    (root / "etc/kubernetes/pki").mkdir(parents=True)
+    (root / "etc/kubernetes/pki/ca.crt").write_text(ca.content)
+    tok = BootstrapToken.parse(TOKEN)
+    spec = BootstrapTokenSpec(token=tok)
+    ctx = make_context(root=str(root), reporter=RecordingReporter(), init=InitConfig(
+        cluster=ClusterConfig(control_plane_endpoint="lb.example:6443"), bootstrap_tokens=(spec,),
+        upload_certs=True, certificate_key=KEY))
+    ctx.data.tokens = [(spec, tok)]
+    ctx.data.certificate_key = KEY
+    print_join_command(ctx)
+    out = capsys.readouterr().out
+    assert (f"  kbootd join lb.example:6443 --token {TOKEN} \\\n\t--discovery-token-ca-cert-hash {m.pin} \\\n"
+            f"\t--control-plane --certificate-key {KEY}\n") in out
+    assert out.index("control-plane nodes") < out.index("worker nodes")
+    assert "uploaded-certs will be deleted in two hours" in out

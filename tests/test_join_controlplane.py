@@ -237,3 +237,31 @@ def test_each_control_plane_phase_runs_alone_in_dry_run_from_the_cli(cluster: Cl
     assert rc == 0, (out, err)
     assert tree_snapshot(root) == before
     assert KEY not in out + err
+
+
+def test_control_plane_preflight_runs_inits_node_checks(cluster: Cluster, root: Path) -> None:
+    """kubeadm's RunInitNodeChecks for a secondary control plane: a leftover static Pod manifest stops it."""
+    ctx = cp_join(cluster, root)
+    ctx.ignore_preflight_errors = frozenset()
+    cp.preflight(ctx)  # a clean host passes
+    leftover = root / "etc/kubernetes/manifests/kube-apiserver.yaml"
+    leftover.parent.mkdir(parents=True, exist_ok=True)
+    leftover.write_text("old\n")
+    with pytest.raises(PreflightError, match="FileAvailable--etc-kubernetes-manifests-kube-apiserver.yaml") as e:
+        cp_join_again = cp_join(cluster, root)
+        cp_join_again.ignore_preflight_errors = frozenset()
+        cp.preflight(cp_join_again)
+    assert exit_code_for(e.value) == EXIT_PREFLIGHT
+
+
+def test_cli_wrong_key_exits_4_and_writes_no_pki(cluster: Cluster, root: Path, run_cli) -> None:
+    from kbootd.pin import pin_of
+
+    wrong = "0f" * 32
+    rc, out, err = run_cli("join", "phase", "control-plane-prepare/download-certs", cluster.srv.server_address,
+                           "--token", "abcdef.0123456789abcdef", "--discovery-token-ca-cert-hash",
+                           pin_of(cluster.srv.ca_pem), "--control-plane", "--certificate-key", wrong,
+                           "--node-name", "cp-2", "--root", str(root))
+    assert rc == 4, (out, err)
+    assert "message authentication failed" in err and wrong not in out + err
+    assert not (root / "etc/kubernetes/pki").exists()

@@ -31,6 +31,9 @@ from kbootd.pin import pin_of
 from kbootd.pki import certlist, files
 from kbootd.pki import certs as pki_certs
 from kbootd.pki import phase as pki_phase
+from kbootd.preflight import facts_for
+from kbootd.preflight.runner import run_checks
+from kbootd.preflight.tables import control_plane_join_checks
 from kbootd.retry import DEFAULT_BACKOFF, retry
 
 PREFLIGHT = "preflight"
@@ -91,6 +94,7 @@ def preflight(ctx: Any) -> None:
             "controlPlaneEndpoint address",
             hint="set controlPlaneEndpoint (a load-balanced or DNS name for the API servers) in the cluster's "
                  "ClusterConfiguration (kubeadm-config ConfigMap), then join again")
+    run_checks(ctx, control_plane_join_checks(ctx), facts_for(ctx))
     if ctx.join.control_plane.certificate_key is None and not ctx.host.exists(_crt(ctx, "ca")):
         raise PreflightError(
             f"no certificate key and no pre-shared cluster CA at {_crt(ctx, 'ca')}: this node cannot obtain "

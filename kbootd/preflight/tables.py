@@ -134,6 +134,26 @@ def init_checks(ctx: Context) -> list[Check]:
     return rows
 
 
+def control_plane_join_checks(ctx: Context) -> list[Check]:
+    """kubeadm's RunInitNodeChecks for a secondary control plane: what init checks about this node
+    (ports, static Pod manifests, etcd's data directory), without what join's own checks covered.
+    ctx.cfg is the joining node's init view (kbootd.join.controlplane.init_view)."""
+    cfg = ctx.cfg
+    cluster, paths = cfg.cluster, ctx.paths
+    rows = [
+        Check("Firewalld", c.firewalld((cfg.bind_port, KUBELET_PORT)), WARNING),
+        port(cfg.bind_port),
+        port(KUBE_SCHEDULER_PORT),
+        port(KUBE_CONTROLLER_MANAGER_PORT),
+        *(file_available(paths.manifest(name)) for name in STATIC_PODS),
+    ]
+    if cluster.etcd_local is not None:
+        data_dir = cluster.etcd_local.data_dir
+        rows += [port(ETCD_CLIENT_PORT), port(ETCD_PEER_PORT),
+                 Check(c.path_label("DirAvailable", data_dir), c.dir_available(data_dir), ERROR)]
+    return rows
+
+
 def join_checks(ctx: Context) -> list[Check]:
     cfg = ctx.join
     if cfg is None:
