@@ -122,3 +122,23 @@ def test_daemon_json_inputs_nested_deeply_or_huge_are_exit_3(root: Path, path: s
         with pytest.raises(ValidationError) as e:
             gather(Host(Paths.rooted(root)))
         assert path in str(e.value)
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000, "[{" * 3_000, "a: " + "{b: " * 500, "- [" + "[" * 200 + "]" * 201])
+def test_deep_flow_nesting_is_refused_before_pyyaml_scans_it(text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PyYAML's scanner is quadratic in flow nesting (3,000 levels took seconds, a fuzz "hang"):
+    such text never reaches it."""
+    import yaml
+
+    def never(*a: object, **kw: object) -> None:
+        raise AssertionError("PyYAML was handed deeply nested flow text")
+
+    monkeypatch.setattr(yaml.SafeLoader, "__init__", never)
+    with pytest.raises(ValidationError, match=r"^kbootd\.yaml:1: invalid YAML: nested deeper than 100 levels$"):
+        load_data(text, "kbootd.yaml")
+
+
+def test_flow_collections_within_the_depth_and_brackets_in_strings_still_load() -> None:
+    text = "a: " + "[" * 90 + "1" + "]" * 90 + "\nb: '" + "[" * 60 + "'\nc: [" + ", ".join(["[1]"] * 300) + "]\n"
+    (data,) = load_data(text, "x")
+    assert data["b"] == "[" * 60 and len(data["c"]) == 300

@@ -12,6 +12,7 @@ text; it is checked before anything walks or constructs the documents.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,12 +79,28 @@ def load_one(text: str, source: str) -> Any:
     return docs[0] if docs else None
 
 
+def _check_flow_depth(text: str, source: str) -> None:
+    """PyYAML's pure-Python scanner is quadratic in flow nesting (`[[[[...`: 3,000 levels take
+    seconds before the depth check below ever sees a node), so deep flow nesting is refused in
+    one linear pass first. Quotes are not parsed here: only text with more than MAX_DEPTH
+    unclosed brackets, in strings or not, is refused, and no configuration has that."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return
+    depth = 0
+    for m in re.finditer(r"[\[\]{}]", text):
+        depth = depth + 1 if m.group() in "[{" else max(0, depth - 1)
+        if depth > MAX_DEPTH:
+            line = text.count("\n", 0, m.start()) + 1
+            raise ValidationError(f"{source}:{line}: invalid YAML: nested deeper than {MAX_DEPTH} levels")
+
+
 def _load(text: str, source: str, *, with_lines: bool) -> list[tuple[Any, dict[Path_, int]]]:
     import yaml
 
     if not isinstance(text, str):
         raise ValidationError(f"{source}: expected text")
     check_size(text, source)
+    _check_flow_depth(text, source)
     out: list[tuple[Any, dict[Path_, int]]] = []
     budget = [MAX_NODES]
     try:

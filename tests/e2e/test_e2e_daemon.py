@@ -347,3 +347,76 @@ def test_reboot_does_not_run_init_or_join_again(cluster: Cluster) -> None:
     assert cluster.cp.read_file(CA_CRT) == ca_before
     for h in nodes:
         _secret_free(h, cluster.secrets)
+
+
+# -------------------------------------------------------------- 8. certificate renewal
+
+CRICTL_LOG = "/run/e2e-crictl.log"
+# A crictl stand-in: records its arguments; no container runs here (the API server is the
+# test server, not a static Pod), so `ps` lists none and nothing is stopped.
+CRICTL = f"""#!/bin/sh
+echo "$*" >> {CRICTL_LOG}
+exit 0
+"""
+RENEW_DROPIN = "/etc/kbootd/kbootd.d/90-e2e-renew.yaml"
+
+
+def test_control_plane_renews_certificates_and_reports_them(cluster: Cluster) -> None:
+    """The supervisor renews certificates inside its window (set here to ten years, so every
+    leaf of the fresh cluster is due), restarts the static Pods in order, and says so in the
+    journal, STATUS and `kbootd status`; CA and keys stay. `kbootd certs` works on the node."""
+    cp = cluster.cp
+    assert cp is not None, "the control plane did not come up"
+    r = cp.run(["kbootd", "certs", "check-expiration"], check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    rows = r.stdout.splitlines()
+    assert rows[0].split()[0] == "CERTIFICATE" and len(rows) == 17, r.stdout
+    assert all(re.search(r"UTC   36[45]d ", ln) for ln in rows[1:12]), r.stdout
+    before = {p: _sha(cp, p) for p in ("/etc/kubernetes/pki/apiserver.crt", "/etc/kubernetes/pki/apiserver.key",
+                                       CA_CRT, "/etc/kubernetes/pki/ca.key", "/etc/kubernetes/admin.conf")}
+    cp.run(["sh", "-c", "cat > /usr/local/bin/crictl && chmod 0755 /usr/local/bin/crictl"], input=CRICTL)
+    cp.run(["mkdir", "-p", RENEW_DROPIN.rsplit("/", 1)[0]])
+    cp.run(["sh", "-c", f"umask 077 && cat > {RENEW_DROPIN}"],
+           input="apiVersion: kbootd.io/v1alpha1\nkind: KbootdConfiguration\nsupervise:\n  renewBefore: 3650d\n")
+    invocation_before = cp.show("kbootd", "InvocationID")["InvocationID"]
+    cp.run(["systemctl", "restart", "kbootd"])
+    s.wait_active(cp, 60)
+    invocation = cp.show("kbootd", "InvocationID")["InvocationID"]
+    assert invocation != invocation_before
+
+    def restarts_done() -> list[dict[str, Any]] | None:
+        mine = [e for e in s.kbootd_entries(cp) if e.get("_SYSTEMD_INVOCATION_ID") == invocation]
+        done = _events(mine, "cert-restart")
+        return mine if len(done) >= 4 else None
+    mine = s.wait_for("cp: the supervisor renewed certificates and restarted the static Pods", restarts_done, 60, cp)
+    renewed = _events(mine, "cert-renewed")
+    assert [e["KBOOTD_CERT"] for e in renewed] == [
+        "admin.conf", "apiserver", "apiserver-etcd-client", "apiserver-kubelet-client", "controller-manager.conf",
+        "etcd-healthcheck-client", "etcd-peer", "etcd-server", "front-proxy-client", "scheduler.conf",
+        "super-admin.conf"], [e["MESSAGE"] for e in mine]
+    assert all(e["MESSAGE_ID"] == MESSAGE_IDS["cert-renewed"] and e["KBOOTD_PHASE"] == "certs" for e in renewed)
+    restarts = _events(mine, "cert-restart")
+    assert [e["KBOOTD_COMPONENT"] for e in restarts] == ["etcd", "kube-apiserver", "kube-controller-manager",
+                                                          "kube-scheduler"]
+    assert all(e["MESSAGE_ID"] == MESSAGE_IDS["cert-restart"] for e in restarts)
+    assert not _events(mine, "cert-failed"), [e["MESSAGE"] for e in _events(mine, "cert-failed")]
+    ps = cp.read_file(CRICTL_LOG).splitlines()
+    assert [ln.split("--name ")[1].split()[0] for ln in ps if ln.startswith("ps ")] == \
+        ["^etcd$", "^kube-apiserver$", "^kube-controller-manager$", "^kube-scheduler$"], ps
+
+    after = {p: _sha(cp, p) for p in before}
+    for same in ("/etc/kubernetes/pki/apiserver.key", CA_CRT, "/etc/kubernetes/pki/ca.key"):
+        assert after[same] == before[same], f"{same} changed"
+    for changed in ("/etc/kubernetes/pki/apiserver.crt", "/etc/kubernetes/admin.conf"):
+        assert after[changed] != before[changed], f"{changed} was not renewed"
+    u = s.wait_for("cp: STATUS shows the nearest expiry",
+                   lambda: (lambda u: u if "; certs: next expiry " in s.status_line(u) else None)(s.unit(cp)), 40, cp)
+    assert re.search(r"; certs: next expiry \S+ in 36[45]d$", s.status_line(u)), u
+    r = cp.run(["kbootd", "status"], check=False)
+    assert r.returncode == 0 and re.search(r"^certificates: nearest expiry \S+ on .* UTC \(36[45]d\)$", r.stdout,
+                                           re.M), r.stdout
+    assert not cp.run(["test", "-e", "/var/lib/kbootd/cert-renewal.json"], check=False).returncode == 0
+    # Back to the default window (a pass an hour later would renew again under ten years).
+    cp.run(["rm", "-f", RENEW_DROPIN])
+    cp.run(["systemctl", "restart", "kbootd"])
+    s.wait_active(cp, 60)
