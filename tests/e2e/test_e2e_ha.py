@@ -12,9 +12,12 @@ NoCloud user-data whose write_files puts /etc/kbootd/kbootd.yaml (0600) in place
                        etcd (STATUS says for what), then join through the controlPlaneEndpoint.
 * worker  10.213.0.13  role worker, joins through the controlPlaneEndpoint.
 
-Every control plane gets the same pre-shared material from `kbootd ca generate
---control-plane` (cluster CA, front-proxy CA, etcd CA, sa key pair) by write_files, the
-Cluster API way: no 2-hour kubeadm-certs Secret to race against. Every joiner pins that CA.
+The shared material (cluster CA, front-proxy CA, etcd CA, sa key pair) comes from `kbootd ca
+generate --control-plane` and reaches the joiners both ways the daemon offers:
+* cp1 and cp3 get it by write_files (pre-shared, the Cluster API way);
+* cp1 also has a certificateKey, so its init uploads the material to the kubeadm-certs
+  Secret (kubeadm's --upload-certs); cp2 gets only that key and downloads the material.
+Every joiner pins the cluster CA; every control plane must end with the same material.
 
 Stand-ins (e2e_ha_support.StaticPods, the kubelet's static-Pod duty, driven by the test):
 * etcd: Debian's real etcd, started in each control plane with exactly the flags of the
@@ -39,6 +42,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import subprocess
 import sys
 import time
@@ -47,6 +51,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.e2e import e2e_daemon_support as s
 from tests.e2e import e2e_ha_support as ha
@@ -58,6 +63,7 @@ pytestmark = pytest.mark.e2e
 IPS = {"cp1": "10.213.0.10", "cp2": "10.213.0.11", "cp3": "10.213.0.12", "worker": "10.213.0.13"}
 ENDPOINT = f"{IPS['cp1']}:6443"          # the controlPlaneEndpoint: cp1's own address
 JOINERS = ("cp2", "cp3")
+KEYED, PRESHARED = "cp2", "cp3"          # how each joiner gets the shared material
 KILLED = "cp3"
 BOOTED = "multi-user.target"
 STATE_FILE = "/var/lib/kbootd/state.json"
@@ -76,6 +82,7 @@ class HA:
     hosts: dict[str, Host]
     material: dict[str, Any]
     token: str
+    certificate_key: str
     statics: ha.StaticPods
     statuses: dict[str, list[str]] = field(default_factory=dict)     # STATUS lines seen, in order
     killed: dict[str, Any] = field(default_factory=dict)             # what the kill saw
@@ -86,19 +93,20 @@ class HA:
         return [self.hosts[n] for n in ("cp1", *JOINERS)]
 
 
-def _joiner_document(name: str, token: str, pin: str) -> str:
+def _joiner_document(name: str, token: str, pin: str, key: str | None = None) -> str:
     """role control-plane with controlPlaneJoin; the embedded JoinConfiguration gives this
-    node's API server address, the document the discovery (token, endpoint, pin)."""
+    node's API server address, the document the discovery (token, endpoint, pin) and the
+    certificate key (kubeadm-certs) when given."""
     kubeadm = [{"apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "JoinConfiguration",
                 "controlPlane": {"localAPIEndpoint": {"advertiseAddress": IPS[name], "bindPort": 6443}}}]
     return s.kbootd_document(role="control-plane", controlPlaneJoin=True, token=token, endpoint=ENDPOINT,
-                             caCertHashes=[pin], kubeadm=kubeadm)
+                             caCertHashes=[pin], kubeadm=kubeadm, **({"certificateKey": key} if key else {}))
 
 
-def _seed(material: dict[str, Any], document: str) -> Seed:
-    """kbootd.yaml (0600) and every file `kbootd ca generate --control-plane` printed."""
+def _seed(material: dict[str, Any] | None, document: str) -> Seed:
+    """kbootd.yaml (0600) and, pre-shared, every file `kbootd ca generate --control-plane` printed."""
     config = {"path": s.CONFIG_PATH, "owner": "root:root", "permissions": "0600", "content": document}
-    return Seed(user_data={"write_files": [config, *material["files"]]})
+    return Seed(user_data={"write_files": [config, *(material["files"] if material else [])]})
 
 
 @pytest.fixture(scope="module")
@@ -108,16 +116,20 @@ def cluster(e2e_hosts: Hosts) -> Iterator[HA]:
         capture_output=True, text=True, timeout=120, check=True, cwd=s.REPO).stdout)
     pin = material["caCertHash"]
     token = s.new_token()
-    seeds = {"cp1": _seed(material, s.control_plane_document(IPS["cp1"], token, pin)),
+    key = secrets.token_hex(32)
+    init_doc = yaml.safe_load(s.control_plane_document(IPS["cp1"], token, pin))
+    init_doc["certificateKey"] = key                    # init uploads the material with it
+    seeds = {"cp1": _seed(material, yaml.safe_dump(init_doc, sort_keys=False)),
              "worker": s.seed(s.kbootd_document(role="worker", token=token, endpoint=ENDPOINT,
                                                 caCertHashes=[pin]))}
-    seeds.update({n: _seed(material, _joiner_document(n, token, pin)) for n in JOINERS})
+    seeds[KEYED] = _seed(None, _joiner_document(KEYED, token, pin, key))
+    seeds[PRESHARED] = _seed(material, _joiner_document(PRESHARED, token, pin))
     hosts = {}
     for name in ("cp1", *JOINERS, "worker"):            # all four at the same moment
         hosts[name] = e2e_hosts.launch(name, ip=IPS[name], seed=seeds[name], install=[s.install_node])
     for h in hosts.values():
         h.wait_ready(target=BOOTED)
-    yield HA(hosts, material, token, ha.StaticPods(api=hosts["cp1"], hold_etcd={KILLED}))
+    yield HA(hosts, material, token, key, ha.StaticPods(api=hosts["cp1"], hold_etcd={KILLED}))
 
 
 def _kill_mid_join(c: HA) -> None:
@@ -246,18 +258,28 @@ def test_nodes_and_shared_material(cluster: HA) -> None:
         for path, content in shared.items():
             assert h.read_file(path) == content, f"{h.name}: {path} differs from the pre-shared one"
     assert c.hosts["worker"].read_file(CA_CRT) == shared[CA_CRT]
+    # How they got there: cp2 downloaded kubeadm-certs (uploaded by cp1's init), cp3 checked its files.
+    secret = s.api_get(cp1, "Secret", "kubeadm-certs", "kube-system")
+    assert secret is not None and "ca.key" in secret["data"], secret and sorted(secret.get("data", {}))
+    messages = {n: [e["MESSAGE"] for e in s.kbootd_entries(c.hosts[n])] for n in JOINERS}
+    assert any('Downloading the certificates in Secret "kubeadm-certs"' in m for m in messages[KEYED]), messages[KEYED]
+    assert any("The pre-shared certificates match the cluster's CA" in m for m in messages[PRESHARED]), \
+        messages[PRESHARED]
 
 
 def test_no_secret_in_any_journal(cluster: HA) -> None:
     c = cluster
     secret = c.token.split(".")[1]
     keys = [f["content"] for f in c.material["files"] if f["path"].endswith(".key")]
+    cert_key = c.certificate_key
     # A distinctive run of each private key's base64 body.
     needles = [re.sub(r"\s", "", k.split("-----")[2])[40:100] for k in keys]
     for name, h in c.hosts.items():
         journal = s.journal_bytes(h)
         assert secret.encode() not in journal, f"{name}: the token secret is in the journal"
+        assert cert_key.encode() not in journal, f"{name}: the certificate key is in the journal"
         for n in needles:
             assert n.encode() not in journal, f"{name}: a private key is in the journal"
         for path in (STATE_FILE, STATUS_FILE):
-            assert secret not in h.run(["cat", path], check=False).stdout, f"{name}: the token secret is in {path}"
+            text = h.run(["cat", path], check=False).stdout
+            assert secret not in text and cert_key not in text, f"{name}: a secret is in {path}"
