@@ -368,3 +368,35 @@ def test_renew_beside_the_supervising_daemon_but_not_beside_init(cli, root):
     with InstanceLock(host, "kbootd run"):
         code, out, err = cli("certs", "renew", "apiserver")
         assert code == 0 and out == "certificate for serving the Kubernetes API renewed\n", err
+
+
+def test_config_gives_the_server_key_algorithm_cert_dir_and_etcd_mode(cli, root, tmp_path):
+    make_pki(root)
+    cfg = tmp_path / "kubeadm.yaml"
+    cfg.write_text("""\
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: InitConfiguration
+localAPIEndpoint: {advertiseAddress: 10.0.0.10}
+---
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: ClusterConfiguration
+controlPlaneEndpoint: lb.example.test:6443
+encryptionAlgorithm: ECDSA-P256
+certificateValidityPeriod: 720h
+etcd: {external: {endpoints: ["https://10.0.0.20:2379"]}}
+""")
+    code, out, err = cli("kubeconfig", "user", "--client-name", "ops", "--config", str(cfg))
+    assert code == 0, err
+    kc = kubeconfigfile.parse(out, "stdout")
+    assert kc.server == "https://lb.example.test:6443"
+    assert keys.describe(keys.load_private_key_pem(kc.client_key_pem, "k")) == "ECDSA-P256"
+    # external etcd: no etcd rows; the validity of a renewal comes from the configuration
+    _, table, _ = cli("certs", "check-expiration", "--config", str(cfg))
+    assert "etcd" not in table and "apiserver " in table
+    _, out, _ = cli("certs", "renew", "all", "--config", str(cfg))
+    lines = out.split("\n\n")[0]
+    assert "etcd" not in lines and lines.count(" renewed") == 7
+    na = c.not_after(leaf_cert(root, "apiserver"))
+    assert abs(na - datetime.now(timezone.utc) - timedelta(hours=720)) < timedelta(minutes=1)
+    code, _, err = cli("certs", "check-expiration", "--cert-dir", "relative/pki")
+    assert code == 3 and "--cert-dir" in err
