@@ -30,6 +30,19 @@ def test_describe(role, h, text):
     assert supervise.describe(role, "node-3", "https://10.0.0.10:6443", h) == text
 
 
+@pytest.mark.parametrize("role,phases,verb", [
+    ("control-plane", ["cri", "preflight", "certs"], "initialised"),
+    ("control-plane", ["discovery", "cri", "preflight", "control-plane-join"], "joined"),  # controlPlaneJoin
+    ("worker", ["discovery", "cri", "preflight"], "joined"),
+])
+def test_a_control_plane_that_joined_says_joined(role, phases, verb):
+    state = st.State(role=role, status=st.DONE, phases_done=phases)
+    assert st.set_up_verb(state) == verb
+    h = Health("active", "Ready", "ok" if role == "control-plane" else None)
+    assert supervise.describe(role, "cp-2", "https://10.0.0.10:6443", h, st.set_up_verb(state)).startswith(
+        f"{role} cp-2 {verb} https://10.0.0.10:6443")
+
+
 class FakeNotifier:
     watchdog_usec = None
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kbootd.config.model import ClusterConfig, ExternalEtcd, LocalEtcd, Networking
+from kbootd.config.model import ClusterConfig, ExternalEtcd, JoinControlPlane, LocalEtcd, Networking
 from kbootd.preflight.runner import ERROR, WARNING
 from kbootd.preflight.tables import exec_checks, init_checks, join_checks
 from tests.preflight_fakes import context, init_config, join_config
@@ -99,6 +99,15 @@ def test_join_forwarding_and_proxy_follow_the_endpoint(root, endpoints, expected
     checks = names(join_checks(context(root, join=join_config(api_server_endpoints=endpoints))))
     assert checks & {IPV4, IPV6} == expected
     assert ("HTTPProxy" in checks) is proxy_checked
+
+
+def test_control_plane_join_does_not_require_ca_crt_absent(root):
+    """kubeadm's RunJoinNodeChecks adds FileAvailable for ca.crt only when ControlPlane is nil:
+    pre-shared material (`kbootd ca generate --control-plane`) puts ca.crt there before the join."""
+    cfg = join_config(control_plane=JoinControlPlane(advertise_address="10.0.0.11"))
+    checks = names(join_checks(context(root, join=cfg)))
+    assert "FileAvailable--etc-kubernetes-pki-ca.crt" not in checks
+    assert {"FileAvailable--etc-kubernetes-kubelet.conf", "FileAvailable--etc-kubernetes-bootstrap-kubelet.conf"} <= checks
 
 
 def test_join_ca_path_comes_from_config(root):

@@ -332,3 +332,21 @@ def test_dry_run_creates_nothing_and_shows_no_key(api, root, capsys):
     assert key_hex() not in out
     assert "[upload-certs] Using certificate key:\n<redacted>\n" in out
     assert 'Would perform action CREATE on resource "secrets"' in out and "ca.key: <redacted>" in out
+
+
+def test_the_daemon_never_prints_the_key(root, capsys):
+    """Under the daemon, stdout is the journal: the key (from its settings) is not shown there."""
+    class JournalOnly:  # the daemon's reporter: no console stream
+        def __init__(self):
+            self.lines = []
+
+        def info(self, phase, msg):
+            self.lines.append(f"[{phase}] {msg}")
+
+        def out(self, text):
+            self.lines.append(text)
+
+    ctx = make_context(root=str(root), reporter=JournalOnly(), init=InitConfig(upload_certs=True))
+    uploadcerts.print_key(ctx, key_hex())
+    assert key_hex() not in capsys.readouterr().out + "\n".join(ctx.reporter.lines)
+    assert ctx.reporter.lines == ["[upload-certs] Using the certificate key from this node's settings (not shown)"]

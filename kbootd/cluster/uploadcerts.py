@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import os
-import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -193,11 +192,16 @@ def upload(ctx: Any, client: Any, key_hex: str, *, source: str = "certificateKey
 
 
 def print_key(ctx: Any, key_hex: str) -> None:
-    """The key is this phase's product for the operator: straight to stdout, as kubeadm prints it.
-    A dry run creates nothing worth a key, so it shows none."""
+    """The key is this phase's product for the operator: straight to the console, as kubeadm prints it.
+    A dry run creates nothing worth a key, so it shows none. The daemon's reporter has no console (its
+    stdout goes to the journal, where a key must never appear), and its key came from its settings."""
+    console = getattr(ctx.reporter, "stdout", None)
+    if console is None:
+        ctx.reporter.info(PHASE_UP, "Using the certificate key from this node's settings (not shown)")
+        return
     shown = redact.REDACTED if ctx.dry_run else key_hex
-    sys.stdout.write(f"[{PHASE_UP}] Using certificate key:\n{shown}\n")
-    sys.stdout.flush()
+    console.write(f"[{PHASE_UP}] Using certificate key:\n{shown}\n")
+    console.flush()
 
 
 def resolve_key(ctx: Any) -> str:

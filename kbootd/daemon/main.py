@@ -196,9 +196,9 @@ class Daemon:
                 self.warn(f"{path} is missing although this node was set up "
                           f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(state.finished_at or 0))}; "
                           "supervising anyway (run `kbootd reset` to set the node up again)", "supervise")
-        verb = "initialised" if state.role == "control-plane" else "joined"
+        verb = st.set_up_verb(state)
         text = f"{state.role} {state.node_name} {verb} {state.endpoint}"
-        self.journal.log("ready", f"{text} (set up earlier; not running {'init' if state.role == 'control-plane' else 'join'} again)")
+        self.journal.log("ready", f"{text} (set up earlier; not running {'init' if verb == 'initialised' else 'join'} again)")
 
         return self.ready(state, text, interval or DEFAULT_SUPERVISE_INTERVAL, lock, extra)
 

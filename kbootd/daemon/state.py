@@ -125,6 +125,12 @@ def backoff_delay(failures: int, *, base: float = 10.0, cap: float = 300.0) -> f
     return Backoff(first=base, cap=cap, factor=2.0, jitter=False).ceiling(failures)
 
 
+def set_up_verb(state: State) -> str:
+    """"initialised" for the control plane that ran init; "joined" for any node that joined,
+    a control plane with controlPlaneJoin included (its phases began with join's discovery)."""
+    return "initialised" if state.role == "control-plane" and "discovery" not in state.phases_done else "joined"
+
+
 def summary(state: State) -> dict[str, Any]:
     return {"status": state.status, "role": state.role, "phases_done": list(state.phases_done),
             "failures": state.failures}

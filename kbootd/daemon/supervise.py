@@ -35,9 +35,9 @@ from kbootd.paths import Paths
 from kbootd.pki.inventory import Layout
 
 
-def describe(role: str, node: str, endpoint: str, h: Health) -> str:
+def describe(role: str, node: str, endpoint: str, h: Health, verb: str | None = None) -> str:
     """`worker node-3 joined https://10.0.0.10:6443; kubelet active; node Ready`."""
-    verb = "initialised" if role == "control-plane" else "joined"
+    verb = verb or ("initialised" if role == "control-plane" else "joined")
     parts = [f"{role} {node} {verb} {endpoint}", f"kubelet {h.kubelet}"]
     if h.apiserver is not None:
         parts.append(f"apiserver {h.apiserver}")
@@ -49,12 +49,13 @@ class Supervisor:
     def __init__(self, checker: Checker | Callable[[], Health], notifier: Notifier, journal: Journal,
                  board: StatusBoard, *, role: str, node: str, endpoint: str, interval: float,
                  stop: threading.Event | None = None, set_up: Callable[[], bool] | None = None,
-                 certs: CertWatch | None = None, now: Callable[[], datetime] | None = None) -> None:
+                 certs: CertWatch | None = None, now: Callable[[], datetime] | None = None,
+                 verb: str | None = None) -> None:
         self.check = checker.check if isinstance(checker, Checker) else checker
         self.notifier = notifier
         self.journal = journal
         self.board = board
-        self.role, self.node, self.endpoint = role, node, endpoint
+        self.role, self.node, self.endpoint, self.verb = role, node, endpoint, verb
         self.interval = interval
         self.stop = stop or threading.Event()
         self.set_up = set_up  # False once `kbootd reset` removed the state: nothing left to watch
@@ -71,7 +72,7 @@ class Supervisor:
 
     def round(self) -> str:
         h = self.check()
-        text = describe(self.role, self.node, self.endpoint, h)
+        text = describe(self.role, self.node, self.endpoint, h, self.verb)
         self.rounds += 1
         if text != self.last:
             self.journal.log("health", text, phase="supervise", priority=INFO if h.healthy else WARNING)
@@ -149,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
                           status=notifier.status)
         sup = Supervisor(checker, notifier, journal, board, role=s.role or "worker",
                          node=s.node_name or "?", endpoint=s.endpoint or "?", interval=a.interval,
-                         stop=stop, set_up=lambda: host.exists(paths.state_file), certs=certs)
+                         stop=stop, set_up=lambda: host.exists(paths.state_file), certs=certs,
+                         verb=st.set_up_verb(s))
         code = sup.run()
         if sup.reset_seen:
             # Exit 0, so Restart=on-failure leaves it stopped; the next start sets the node up again.

@@ -167,8 +167,11 @@ def join_checks(ctx: Context) -> list[Check]:
         file_available(ctx.paths.kubelet_conf),
         file_available(ctx.paths.bootstrap_kubelet_conf),
         *common_checks(ctx, None),
-        file_available(cfg.ca_cert_path),
     ]
+    if cfg.control_plane is None:
+        # kubeadm checks ca.crt only for a worker: a joining control plane may hold the cluster's
+        # pre-shared CA there already (checked against the cluster in its download-certs phase).
+        rows.append(file_available(cfg.ca_cert_path))
     if host is not None:
         rows.append(Check("HTTPProxy", c.http_proxy(host), WARNING))
     return rows + forwarding_checks(ctx, families)

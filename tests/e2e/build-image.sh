@@ -26,7 +26,11 @@ SECURITY_MIRROR=${SECURITY_MIRROR%/}
 # cloud-init and python3-kubernetes unconfigured, with only a warning.
 PKGS=systemd,systemd-sysv,dbus,cloud-init,iproute2,python3,python3-systemd,python3-yaml
 PKGS=$PKGS,python3-cryptography,python3-cffi-backend,python3-requests,python3-kubernetes
-PKGS=$PKGS,python3-shtab${EXTRA_PKGS:+,$EXTRA_PKGS}
+PKGS=$PKGS,python3-shtab
+# A real etcd for the HA e2e (test_e2e_ha.py starts it from the flags of the etcd manifest
+# kbootd writes, standing in for the etcd static Pod; etcdctl counts the members): 3.4 on
+# Debian 12, 3.5 on 13.
+PKGS=$PKGS,etcd-server,etcd-client${EXTRA_PKGS:+,$EXTRA_PKGS}
 
 KEY=$( { cat "$0"; printf '%s %s %s' "$SUITE" "$MIRROR" "$PKGS"; } | sha256sum | cut -c1-12)
 TAR=$CACHE/rootfs-$SUITE-$KEY.tar.zst
@@ -57,6 +61,11 @@ deb $MIRROR $SUITE main
 deb $MIRROR $SUITE-updates main
 deb $SECURITY_MIRROR $SUITE-security main
 SRC
+# The package's own etcd.service would hold 2379/2380 (preflight's port checks) and data in
+# /var/lib/etcd (kbootd's data dir, which preflight wants empty): the e2e starts etcd itself.
+rm -f "$R"/etc/systemd/system/*.wants/etcd.service
+ln -sf /dev/null "$R/etc/systemd/system/etcd.service"
+rm -rf "${R:?}"/var/lib/etcd/*
 # Timers that only add noise to test journals.
 for t in apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer fstrim.timer; do
   rm -f "$R/etc/systemd/system/timers.target.wants/$t"
