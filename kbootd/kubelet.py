@@ -22,6 +22,7 @@ import yaml
 
 from kbootd.config.model import ClusterConfig, ExtraArgs, InitConfig
 from kbootd.config.validate import service_ip, version_minor
+from kbootd.config.yamlsrc import load_one
 from kbootd.errors import ValidationError
 from kbootd.images import images_for
 
@@ -212,10 +213,7 @@ def render_yaml(doc: Mapping[str, Any]) -> str:
 def parse_kubelet_configuration(content: str | Mapping[str, Any], where: str) -> dict[str, Any]:
     """A KubeletConfiguration from text (the ConfigMap's `kubelet` key) or a dict, checked."""
     if isinstance(content, str):
-        try:
-            data = yaml.safe_load(content)
-        except yaml.YAMLError as e:
-            raise ValidationError(f"{where}: not valid YAML: {e}") from None
+        data = load_one(content, where)
     else:
         data = copy.deepcopy(dict(content))
     if not isinstance(data, dict):

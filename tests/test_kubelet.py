@@ -311,7 +311,7 @@ def test_resolv_conf_with_systemd_resolved(root: Path, resolv: str, real_list: b
 
 
 @pytest.mark.parametrize("content, match", [
-    ("a: [", "not valid YAML"),
+    ("a: [", "invalid YAML"),
     ("- just\n- a list\n", "expected a KubeletConfiguration mapping"),
     ("apiVersion: v1\nkind: ConfigMap\n", "expected kubelet.config.k8s.io/v1beta1/KubeletConfiguration"),
 ])

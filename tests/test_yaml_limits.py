@@ -142,3 +142,19 @@ def test_flow_collections_within_the_depth_and_brackets_in_strings_still_load() 
     text = "a: " + "[" * 90 + "1" + "]" * 90 + "\nb: '" + "[" * 60 + "'\nc: [" + ", ".join(["[1]"] * 300) + "]\n"
     (data,) = load_data(text, "x")
     assert data["b"] == "[" * 60 and len(data["c"]) == 300
+
+
+def test_configs_from_the_cluster_go_through_the_reader_too() -> None:
+    """kubeadm-config and kubelet-config come from an API server: a bomb there is refused at
+    once, on join's fallback path too, never expanded by a second, unguarded parse."""
+    from kbootd import kubelet
+    from kbootd.errors import KbootdError
+    from kbootd.join.phases import cluster_configuration
+
+    text = bomb(12)
+    t = time.monotonic()
+    with pytest.raises(KbootdError, match="kube-system/kubeadm-config: cannot read the ClusterConfiguration"):
+        cluster_configuration(text, lambda msg: None)
+    with pytest.raises(ValidationError, match=r"kubelet-config:\d+: invalid YAML: more than 100000 values"):
+        kubelet.parse_kubelet_configuration(text, "kubelet-config")
+    assert time.monotonic() - t < 5

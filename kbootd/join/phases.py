@@ -14,7 +14,7 @@ from typing import Any
 from kbootd import cri, kubelet
 from kbootd.config import v1beta4
 from kbootd.config.model import ClusterConfig
-from kbootd.config.yamlsrc import Fields, load_documents
+from kbootd.config.yamlsrc import Fields, load_documents, load_one
 from kbootd.errors import KbootdError, ValidationError
 from kbootd.images import images_for
 from kbootd.join import clients, discovery, tlsbootstrap
@@ -110,16 +110,16 @@ def _configmap_key(ctx: Any, client: Any, name: str, key: str) -> str:
 
 def cluster_configuration(text: str, warn: Any) -> Any:
     """The cluster's ClusterConfiguration (kubeadm-config), for its version and image repository."""
-    import yaml
-
-
     where = f"{NAMESPACE}/kubeadm-config"
     try:
         docs = load_documents(text, where)
         return v1beta4.cluster(Fields.root(docs[0], "ClusterConfiguration"), warn)
     except (ValidationError, IndexError) as e:
         # A newer kubeadm may upload fields kbootd does not know: keep what join needs.
-        doc = yaml.safe_load(text) if text else None
+        try:  # through the one YAML reader: its limits hold on the fallback path too
+            doc = load_one(text, where) if text else None
+        except ValidationError:
+            doc = None
         if not isinstance(doc, dict) or not doc.get("kubernetesVersion"):
             raise KbootdError(f"{where}: cannot read the ClusterConfiguration: {e}") from None
         warn(f"{where}: {e}; using only its kubernetesVersion and imageRepository")
