@@ -51,7 +51,7 @@ class Settings:
     renew_before: float = DEFAULT_RENEW_BEFORE
     ca_warn_before: float = DEFAULT_CA_WARN_BEFORE
     every: float = DEFAULT_EVERY
-    validity: float = 8760 * 3600.0
+    validity: float = inventory.DEFAULT_VALIDITY_SECONDS
 
 
 @dataclass

@@ -17,6 +17,8 @@ from kbootd.errors import ValidationError
 from kbootd.hostio import Host
 from kbootd.pki import derdates
 
+# kubeadm's CertificateValidityPeriod, the renewal's default when no configuration says otherwise.
+DEFAULT_VALIDITY_SECONDS = 8760 * 3600.0
 ETCD, APISERVER, CONTROLLER_MANAGER, SCHEDULER = "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"
 # One component at a time, the API server's backend first, its clients last.
 RESTART_ORDER = (ETCD, APISERVER, CONTROLLER_MANAGER, SCHEDULER)

@@ -22,12 +22,13 @@ from cryptography import x509
 from kbootd import kubeconfigfile
 from kbootd.errors import KbootdError, ValidationError
 from kbootd.hostio import Host
+from kbootd.kubeconfig import FILE_MODE as KUBECONFIG_MODE
 from kbootd.pki import certs as c
 from kbootd.pki import keys
-from kbootd.pki.inventory import CA_BY_NAME, Layout, Leaf
+from kbootd.pki.files import CERT_MODE
+from kbootd.pki.inventory import CA_BY_NAME, DEFAULT_VALIDITY_SECONDS, Layout, Leaf
 
-CERT_MODE, KUBECONFIG_MODE = 0o644, 0o600
-DEFAULT_VALIDITY = timedelta(hours=8760)  # kubeadm's CertificateValidityPeriod
+DEFAULT_VALIDITY = timedelta(seconds=DEFAULT_VALIDITY_SECONDS)
 
 RENEWED, MISSING, EXTERNAL = "renewed", "missing", "external"
 
