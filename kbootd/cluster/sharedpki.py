@@ -13,14 +13,15 @@ from datetime import timedelta
 from typing import Any
 
 from kbootd.errors import SecurityError
+from kbootd.paths import DEFAULT_CERT_DIR
 from kbootd.pin import pin_of
 from kbootd.pki import certs, files, keys
 from kbootd.pki.certs import encode_cert_pem, new_self_signed_ca
 from kbootd.pki.keys import encode_private_key_pem, encode_public_key_pem, new_private_key
 
-CERT_DIR = "/etc/kubernetes/pki"
+CERT_DIR = DEFAULT_CERT_DIR
 CAS = (("ca", "kubernetes"), ("front-proxy-ca", "front-proxy-ca"), ("etcd/ca", "etcd-ca"))  # kubeadm's CNs
-DEFAULT_VALIDITY = timedelta(days=3650)
+DEFAULT_VALIDITY = timedelta(days=3650)  # kubeadm's CA validity
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     import argparse
 
 DEFAULT_COMMON_NAME = "kubernetes"
-DEFAULT_VALIDITY = timedelta(days=3650)  # kubeadm's CA validity
+DEFAULT_VALIDITY = sharedpki.DEFAULT_VALIDITY
 
 
 @dataclass(frozen=True)
@@ -40,28 +40,17 @@ class CAMaterial:
 
 def generate(common_name: str = DEFAULT_COMMON_NAME, validity: timedelta = DEFAULT_VALIDITY,
              algorithm: str = "RSA-2048") -> CAMaterial:
-
     key = new_private_key(algorithm)
     cert = new_self_signed_ca(key, common_name, validity)
     return CAMaterial(encode_cert_pem(cert).decode(), encode_private_key_pem(key).decode(), pin_of(cert))
 
 
-def _indent(text: str, n: int) -> str:
-    pad = " " * n
-    return "".join(pad + line + "\n" for line in text.rstrip("\n").splitlines())
-
-
 def control_plane_user_data(m: CAMaterial) -> str:
     """The write_files entries that put the CA where init picks it up."""
-    return (
-        "write_files:\n"
-        "  - path: /etc/kubernetes/pki/ca.crt\n"
-        "    permissions: '0644'\n"
-        "    content: |\n" + _indent(m.cert_pem, 6) +
-        "  - path: /etc/kubernetes/pki/ca.key\n"
-        "    permissions: '0600'\n"
-        "    content: |\n" + _indent(m.key_pem, 6)
-    )
+    d = sharedpki.CERT_DIR
+    return sharedpki.write_files(sharedpki.SharedMaterial(
+        (sharedpki.SharedFile(f"{d}/ca.crt", m.cert_pem, 0o644), sharedpki.SharedFile(f"{d}/ca.key", m.key_pem, 0o600)),
+        m.pin))
 
 
 def command(args: argparse.Namespace, out: TextIO | None = None) -> int:
@@ -76,8 +65,6 @@ def command(args: argparse.Namespace, out: TextIO | None = None) -> int:
                  getattr(args, "algorithm", None) or "RSA-2048")
     out_dir = getattr(args, "out_dir", None)
     if out_dir:
-
-
         out_dir = os.path.abspath(out_dir)
         host = Host(Paths.rooted("/"), say=lambda s: None)
         host.ensure_dir(out_dir, 0o755)
