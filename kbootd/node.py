@@ -69,8 +69,12 @@ def control_plane_endpoint(ctx) -> str:
     cfg = ctx.cfg
     if cfg.cluster.control_plane_endpoint:
         return cfg.cluster.control_plane_endpoint
-    addr = ctx.data.advertise_address
-    return f"[{addr}]:{cfg.bind_port}" if ":" in addr else f"{addr}:{cfg.bind_port}"
+    return host_port(ctx.data.advertise_address, cfg.bind_port)
+
+
+def host_port(addr: str, port: int) -> str:
+    """addr:port, an IPv6 address in brackets."""
+    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
 
 
 def control_plane_url(ctx) -> str:

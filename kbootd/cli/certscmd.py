@@ -19,18 +19,16 @@ from kbootd.cluster import uploadcerts
 from kbootd.config.load import load_file
 from kbootd.config.model import InitConfig
 from kbootd.config.yamlsrc import read_capped
-from kbootd.daemon.lock import InstanceLock, LockHeld
+from kbootd.daemon.lock import DAEMON, InstanceLock, LockHeld
 from kbootd.duration import parse_duration
 from kbootd.errors import KbootdError, ValidationError
 from kbootd.hostio import Host
-from kbootd.paths import Paths, check_config_paths, check_setting
+from kbootd.node import host_port
+from kbootd.paths import DEFAULT_CERT_DIR, Paths, check_config_paths, check_setting
 from kbootd.pki import certs as c
 from kbootd.pki import expiry, inventory, keys
 from kbootd.pki import renew as r
 from kbootd.pki.inventory import CA_BY_NAME, Layout
-
-DEFAULT_CERT_DIR = "/etc/kubernetes/pki"
-SUPERVISOR = "kbootd run"  # the daemon's lock holder name (daemon/lock.py)
 
 
 def missing_subcommand(args: argparse.Namespace) -> int:  # pragma: no cover - argparse requires one
@@ -85,7 +83,7 @@ def _renew_lock(host: Host) -> Iterator[None]:
     try:
         lock.acquire()
     except LockHeld:
-        if lock.holder()[1] != SUPERVISOR:
+        if lock.holder()[1] != DAEMON:
             raise
         yield
         return
@@ -147,7 +145,7 @@ def _server(s: _Settings, layout: Layout) -> tuple[str, str]:
             if not addr or addr in ("0.0.0.0", "::"):
                 raise ValidationError(f"{cfg.source}: kubeconfig user needs controlPlaneEndpoint or "
                                       "localAPIEndpoint.advertiseAddress to name the server")
-            endpoint = f"[{addr}]:{cfg.bind_port}" if ":" in addr else f"{addr}:{cfg.bind_port}"
+            endpoint = host_port(addr, cfg.bind_port)
         return f"https://{endpoint}", cfg.cluster.cluster_name
     path = layout.kubeconfig("admin.conf")
     data = layout.host.read_bytes(path)

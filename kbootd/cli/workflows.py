@@ -15,7 +15,7 @@ from kbootd.config import validate as v
 from kbootd.config.load import config_conflicts, init_from_flags, join_from_flags, load_file
 from kbootd.config.model import InitConfig, JoinConfig
 from kbootd.config.yamlsrc import read_capped
-from kbootd.daemon.lock import InstanceLock, LockHeld
+from kbootd.daemon.lock import DAEMON, InstanceLock, LockHeld
 from kbootd.duration import parse_duration
 from kbootd.errors import ValidationError
 from kbootd.hostio import Host
@@ -67,7 +67,7 @@ def host_lock(args: argparse.Namespace, command: str) -> Iterator[None]:
         # reset stops the daemon anyway; on this machine and with --force it may do so first.
         _, holder = lock.holder()
         if not (command.startswith("kbootd reset") and getattr(args, "force", False)
-                and host.paths.is_host and holder == "kbootd run"):
+                and host.paths.is_host and holder == DAEMON):
             raise
         host.systemctl("stop", "kbootd", check=False)
         lock.acquire(wait=30)

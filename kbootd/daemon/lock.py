@@ -22,13 +22,15 @@ import time
 from kbootd.errors import KbootdError
 from kbootd.hostio import Host
 
+DAEMON = "kbootd run"  # the supervising daemon's name as a holder: it keeps the lock while the node is up
+
 
 class LockHeld(KbootdError):
     """Another kbootd run holds the lock."""
 
 
 class InstanceLock:
-    def __init__(self, host: Host, command: str = "kbootd run") -> None:
+    def __init__(self, host: Host, command: str = DAEMON) -> None:
         self.host = host
         self.command = command
         self.path = host.paths.lock_file
