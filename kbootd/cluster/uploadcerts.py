@@ -23,7 +23,8 @@ from kbootd import redact
 from kbootd.api.objects import create_or_update
 from kbootd.cluster import admin_client
 from kbootd.cluster.tokens import create_token
-from kbootd.errors import KbootdError, SecurityError, TransientError, ValidationError
+from kbootd.config import validate as v
+from kbootd.errors import KbootdError, SecurityError, TransientError
 from kbootd.pin import pin_of
 from kbootd.pki import certs, keys
 
@@ -54,18 +55,8 @@ def generate_key() -> str:
 
 
 def parse_key(text: str, source: str) -> bytes:
-    """The AES key from its hex text; the text is registered for redaction first."""
-    text = (text or "").strip()
-    redact.register(text)
-    try:
-        key = bytes.fromhex(text)
-    except ValueError:
-        key = b""
-    if len(key) != KEY_BYTES:
-        raise ValidationError(f"{source}: the certificate key must be {KEY_BYTES * 2} hexadecimal digits "
-                              f"({KEY_BYTES} bytes for AES-256)",
-                              hint="generate one with `kubeadm certs certificate-key`, or let init generate it")
-    return key
+    """The AES key from its hex text (checked and registered for redaction by the one validator)."""
+    return bytes.fromhex(v.certificate_key(text or "", source))
 
 
 def encrypt(data: bytes, key: bytes) -> bytes:
